@@ -1,0 +1,78 @@
+//! `inventory.img`: written last, renamed into place. A directory without it is an
+//! incomplete checkpoint.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ImageError, Kind, check};
+
+pub const FILE_NAME: &str = "inventory.img";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    /// "rckpt 0.1.0": who wrote the image.
+    pub tool: String,
+    /// Seconds since the epoch when the dump finished.
+    pub created_unix: u64,
+    /// `uname -r` of the dumping kernel (informational; the vDSO check is what binds).
+    pub kernel_release: String,
+    /// The pid given with `-t`; first in the pid array of pstree.img.
+    pub root_pid: i32,
+    /// Every other file of the image, with its exact size.
+    pub images: Vec<ImageFile>,
+    /// Resources outside the tree that the tree uses (see ARCHITECTURE rule 8).
+    pub externals: Vec<External>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageFile {
+    pub name: String,
+    pub kind: Kind,
+    pub size: u64,
+}
+
+/// Something the tree uses that belongs to the outside world; restore binds it to
+/// the restorer's own only when asked (`--inherit-fd`, `--shell-job`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct External {
+    /// The key a user passes to `--inherit-fd fd[N]:KEY`, e.g. `pipe:[12345]`.
+    pub key: String,
+    pub kind: ExternalKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExternalKind {
+    Pipe,
+    Tty,
+    Session,
+    ProcessGroup,
+}
+
+impl Inventory {
+    pub fn validate(&self) -> Result<(), ImageError> {
+        check(self.root_pid > 0, || {
+            format!("root pid {} is not positive", self.root_pid)
+        })?;
+        let mut names: Vec<&str> = self.images.iter().map(|f| f.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        check(names.len() == self.images.len(), || {
+            "an image file is listed twice".into()
+        })?;
+        for f in &self.images {
+            crate::check_file_name(&f.name)?;
+            check(f.kind != Kind::Inventory, || {
+                format!("{} is listed as an inventory", f.name)
+            })?;
+        }
+        for e in &self.externals {
+            check(!e.key.is_empty() && e.key.len() < 4096, || {
+                "external key length is out of range".into()
+            })?;
+        }
+        Ok(())
+    }
+
+    pub fn file(&self, name: &str) -> Option<&ImageFile> {
+        self.images.iter().find(|f| f.name == name)
+    }
+}

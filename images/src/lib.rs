@@ -1,0 +1,239 @@
+//! The rckpt image format: one framed, checksummed, versioned file per resource,
+//! and validation of each file and of the image as a whole.
+//!
+//! This crate is pure: it turns bytes into checked values and back, and makes no
+//! system calls. Everything in an image is untrusted input (ARCHITECTURE rule 4).
+//! See FORMAT.md for the files and the compatibility rules.
+
+pub mod core;
+pub mod fdinfo;
+pub mod files;
+pub mod frame;
+pub mod inventory;
+pub mod mm;
+pub mod pages;
+pub mod pstree;
+
+use std::collections::BTreeMap;
+
+pub use frame::Kind;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("not an rckpt image (bad magic)")]
+    BadMagic,
+    #[error("header checksum mismatch")]
+    HeaderChecksum,
+    #[error("body checksum mismatch")]
+    BodyChecksum,
+    #[error("unknown image kind {0}")]
+    UnknownKind(u16),
+    #[error("expected a {expected} image, found a {found} image")]
+    WrongKind { expected: Kind, found: Kind },
+    #[error("{kind} image version {version} is not supported (this rckpt reads {accepted:?})")]
+    UnsupportedVersion {
+        kind: Kind,
+        version: u16,
+        accepted: &'static [u16],
+    },
+    #[error("{kind} body of {len} bytes exceeds the cap of {cap}")]
+    TooLarge { kind: Kind, len: u64, cap: u64 },
+    #[error("truncated {what}: need {need} bytes, have {have}")]
+    Truncated {
+        what: &'static str,
+        need: u64,
+        have: u64,
+    },
+    #[error("{0} trailing bytes")]
+    TrailingBytes(u64),
+    #[error("failed to decode: {0}")]
+    Decode(String),
+    #[error("failed to encode: {0}")]
+    Encode(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub(crate) fn check(ok: bool, msg: impl FnOnce() -> String) -> Result<(), ImageError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ImageError::Invalid(msg()))
+    }
+}
+
+/// Names of files inside an image directory: plain names, no separators.
+pub(crate) fn check_file_name(name: &str) -> Result<(), ImageError> {
+    check(
+        !name.is_empty()
+            && name.len() <= 255
+            && !name.contains('/')
+            && !name.contains('\0')
+            && name != "."
+            && name != "..",
+        || format!("bad image file name {name:?}"),
+    )
+}
+
+/// Paths named by an image (files to reopen): absolute, bounded, no NUL.
+pub(crate) fn check_abs_path(path: &str) -> Result<(), ImageError> {
+    check(
+        path.starts_with('/') && path.len() < 4096 && !path.contains('\0'),
+        || format!("bad path {path:?}"),
+    )
+}
+
+/// A metadata image kind: its frame kind and its decoders, one per accepted version.
+pub trait Image: Sized + serde::Serialize + serde::de::DeserializeOwned {
+    const KIND: Kind;
+
+    /// Decodes a body of the given version into the current type. Old versions
+    /// get their own decoder and a tested conversion here.
+    fn decode_version(version: u16, body: &[u8]) -> Result<Self, ImageError> {
+        match version {
+            1 => frame::decode_body(body),
+            v => Err(ImageError::UnsupportedVersion {
+                kind: Self::KIND,
+                version: v,
+                accepted: Self::KIND.accepted_versions(),
+            }),
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, ImageError> {
+        let (header, body) = frame::unframe(bytes, Self::KIND)?;
+        Self::decode_version(header.version, body)
+    }
+
+    fn encode(&self) -> Result<Vec<u8>, ImageError> {
+        frame::encode(Self::KIND, self)
+    }
+}
+
+impl Image for inventory::Inventory {
+    const KIND: Kind = Kind::Inventory;
+}
+impl Image for pstree::PsTree {
+    const KIND: Kind = Kind::PsTree;
+}
+impl Image for core::TaskCore {
+    const KIND: Kind = Kind::Core;
+}
+impl Image for mm::MmImage {
+    const KIND: Kind = Kind::Mm;
+}
+impl Image for files::FilesImage {
+    const KIND: Kind = Kind::Files;
+}
+impl Image for fdinfo::FdTable {
+    const KIND: Kind = Kind::FdInfo;
+}
+
+/// All metadata of one checkpoint, decoded. Built by the reader in src/restore,
+/// then [`ImageSet::validate`]d before any process exists.
+#[derive(Debug, Clone)]
+pub struct ImageSet {
+    pub inventory: inventory::Inventory,
+    pub pstree: pstree::PsTree,
+    pub files: files::FilesImage,
+    pub cores: BTreeMap<i32, core::TaskCore>,
+    pub mms: BTreeMap<i32, mm::MmImage>,
+    pub fdtables: BTreeMap<i32, fdinfo::FdTable>,
+}
+
+impl ImageSet {
+    /// Names of the per-task files the inventory must list for this tree.
+    pub fn expected_files(pstree: &pstree::PsTree) -> Vec<(String, Kind)> {
+        let mut v = vec![
+            (pstree::FILE_NAME.to_string(), Kind::PsTree),
+            (files::FILE_NAME.to_string(), Kind::Files),
+        ];
+        for t in &pstree.tasks {
+            v.push((core::file_name(t.pid), Kind::Core));
+            v.push((mm::file_name(t.pid), Kind::Mm));
+            v.push((fdinfo::file_name(t.pid), Kind::FdInfo));
+            v.push((pages::file_name(t.pid), Kind::Pages));
+        }
+        v
+    }
+
+    /// Cross-checks every file against the others: the same tasks everywhere,
+    /// every reference resolvable, every size consistent.
+    pub fn validate(&self) -> Result<(), ImageError> {
+        let inv = &self.inventory;
+        inv.validate()?;
+        self.pstree.validate()?;
+        self.files.validate()?;
+        check(self.pstree.root().pid == inv.root_pid, || {
+            format!(
+                "inventory root {} is not the first task {}",
+                inv.root_pid,
+                self.pstree.root().pid
+            )
+        })?;
+        let expected = Self::expected_files(&self.pstree);
+        for (name, kind) in &expected {
+            let f = inv.file(name).ok_or_else(|| {
+                ImageError::Invalid(format!("the inventory does not list {name}"))
+            })?;
+            check(f.kind == *kind, || {
+                format!("{name} is listed as {}, not {kind}", f.kind)
+            })?;
+        }
+        check(inv.images.len() == expected.len(), || {
+            "the inventory lists files of no task".into()
+        })?;
+        check(self.cores.len() == self.pstree.tasks.len(), || {
+            "core images do not match the pid array".into()
+        })?;
+        check(self.mms.len() == self.pstree.tasks.len(), || {
+            "mm images do not match the pid array".into()
+        })?;
+        check(self.fdtables.len() == self.pstree.tasks.len(), || {
+            "fdinfo images do not match the pid array".into()
+        })?;
+        for t in &self.pstree.tasks {
+            let pid = t.pid;
+            let core = self
+                .cores
+                .get(&pid)
+                .ok_or_else(|| ImageError::Invalid(format!("no core image for task {pid}")))?;
+            check(core.pid == pid, || {
+                format!("core image of task {pid} says {}", core.pid)
+            })?;
+            core.validate()?;
+            let tids: Vec<i32> = core.threads.iter().map(|t| t.tid).collect();
+            check(tids == t.threads, || {
+                format!("task {pid}: threads in core and pstree differ")
+            })?;
+            let mm = self
+                .mms
+                .get(&pid)
+                .ok_or_else(|| ImageError::Invalid(format!("no mm image for task {pid}")))?;
+            check(mm.pid == pid, || {
+                format!("mm image of task {pid} says {}", mm.pid)
+            })?;
+            check(mm.pages_file == pages::file_name(pid), || {
+                format!("task {pid}: pages file {}", mm.pages_file)
+            })?;
+            let pages_size = inv.file(&mm.pages_file).map(|f| f.size).unwrap_or(0);
+            mm.validate(pages_size)?;
+            let fdt = self
+                .fdtables
+                .get(&pid)
+                .ok_or_else(|| ImageError::Invalid(format!("no fdinfo image for task {pid}")))?;
+            check(fdt.pid == pid, || {
+                format!("fdinfo image of task {pid} says {}", fdt.pid)
+            })?;
+            fdt.validate(self.files.files.len())?;
+        }
+        for f in &self.files.files {
+            if let files::FileKind::External { key } = &f.kind {
+                check(inv.externals.iter().any(|e| &e.key == key), || {
+                    format!("file {} names unknown external {key}", f.id)
+                })?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,303 @@
+//! `mm-PID.img`: the address space: every VMA with its backing, the mm fields that
+//! PR_SET_MM_MAP takes, the auxv, the exe file, the vDSO, and where each saved page
+//! extent lives in `pages-PID.img`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ImageError, check};
+
+pub fn file_name(pid: i32) -> String {
+    format!("mm-{pid}.img")
+}
+
+pub const PAGE_SIZE: u64 = 4096;
+/// Highest user address with 5-level paging; 4-level kernels stop at 0x7fff_ffff_f000.
+pub const TASK_SIZE_MAX: u64 = 0x00ff_ffff_ffff_f000;
+pub const VSYSCALL_START: u64 = 0xffff_ffff_ff60_0000;
+
+pub const PROT_READ: u8 = 1;
+pub const PROT_WRITE: u8 = 2;
+pub const PROT_EXEC: u8 = 4;
+
+/// VMA flags worth restoring (from smaps VmFlags).
+pub mod vmflags {
+    pub const GROWSDOWN: u32 = 1 << 0;
+    pub const LOCKED: u32 = 1 << 1;
+    pub const DONTFORK: u32 = 1 << 2;
+    pub const DONTDUMP: u32 = 1 << 3;
+    pub const HUGEPAGE: u32 = 1 << 4;
+    pub const NOHUGEPAGE: u32 = 1 << 5;
+    pub const MERGEABLE: u32 = 1 << 6;
+    pub const WIPEONFORK: u32 = 1 << 7;
+    pub const RANDOM: u32 = 1 << 8;
+    pub const SEQUENTIAL: u32 = 1 << 9;
+    pub const LOCKONFAULT: u32 = 1 << 10;
+    /// "mw": a shared file mapping that may become writable (needs an O_RDWR file).
+    pub const MAYWRITE: u32 = 1 << 11;
+    pub const ALL: u32 = (1 << 12) - 1;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MmImage {
+    pub pid: i32,
+    pub fields: MmFields,
+    /// The saved auxiliary vector, as (type, value) words, AT_NULL included.
+    pub auxv: Vec<u64>,
+    /// Index into `files` of the executable (mm->exe_file).
+    pub exe: Option<u32>,
+    /// Files mapped by VMAs (and the exe), each with what identifies its content.
+    pub files: Vec<MappedFile>,
+    pub vmas: Vec<Vma>,
+    pub vdso: Option<Vdso>,
+    /// Name of the pages file of this task.
+    pub pages_file: String,
+    /// Saved page extents, sorted by address, each inside one private VMA.
+    pub extents: Vec<PageExtent>,
+}
+
+/// The fields of `struct prctl_mm_map` (less auxv and exe_fd).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MmFields {
+    pub start_code: u64,
+    pub end_code: u64,
+    pub start_data: u64,
+    pub end_data: u64,
+    pub start_brk: u64,
+    pub brk: u64,
+    pub start_stack: u64,
+    pub arg_start: u64,
+    pub arg_end: u64,
+    pub env_start: u64,
+    pub env_end: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MappedFile {
+    pub path: String,
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub dev: u64,
+    pub ino: u64,
+    /// NT_GNU_BUILD_ID of an ELF file, when it has one.
+    pub build_id: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vma {
+    pub start: u64,
+    pub end: u64,
+    pub prot: u8,
+    pub shared: bool,
+    pub flags: u32,
+    pub kind: VmaKind,
+    /// PR_SET_VMA_ANON_NAME name of an anonymous VMA.
+    pub anon_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VmaKind {
+    Anon,
+    Heap,
+    Stack,
+    /// Mapped from `files[file]` at byte offset `offset`.
+    File {
+        file: u32,
+        offset: u64,
+    },
+    Vvar,
+    VvarVclock,
+    Vdso,
+    Vsyscall,
+}
+
+impl VmaKind {
+    /// Whether the VMA's pages are saved (private memory that may differ from any file).
+    pub fn has_pages(&self, shared: bool) -> bool {
+        match self {
+            VmaKind::Anon | VmaKind::Heap | VmaKind::Stack => !shared,
+            VmaKind::File { .. } => !shared,
+            _ => false,
+        }
+    }
+}
+
+/// The vDSO and its data pages: restored at the saved place only when the running
+/// kernel's vDSO has the same bytes and the data pages the same sizes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vdso {
+    pub vvar_start: u64,
+    pub vvar_size: u64,
+    pub vvar_vclock_size: u64,
+    pub vdso_start: u64,
+    pub vdso_bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageExtent {
+    pub start: u64,
+    pub nr_pages: u64,
+    /// Byte offset in the pages file (page aligned, after its header page).
+    pub offset: u64,
+    pub crc32c: u32,
+}
+
+impl PageExtent {
+    pub fn len(&self) -> u64 {
+        self.nr_pages * PAGE_SIZE
+    }
+    pub fn end(&self) -> u64 {
+        self.start + self.len()
+    }
+}
+
+fn aligned(v: u64) -> bool {
+    v % PAGE_SIZE == 0
+}
+
+impl MmImage {
+    /// Checks the address space on its own. `pages_size` is the size of the pages
+    /// file as the inventory lists it.
+    pub fn validate(&self, pages_size: u64) -> Result<(), ImageError> {
+        let pid = self.pid;
+        check(self.vmas.len() <= 1 << 20, || {
+            format!("task {pid}: too many VMAs")
+        })?;
+        check(self.auxv.len() % 2 == 0 && self.auxv.len() <= 1024, || {
+            format!("task {pid}: auxv length {}", self.auxv.len())
+        })?;
+        check(self.files.len() <= 1 << 20, || {
+            format!("task {pid}: too many mapped files")
+        })?;
+        for f in &self.files {
+            crate::check_abs_path(&f.path)?;
+            if let Some(b) = &f.build_id {
+                check(b.len() <= 64, || format!("task {pid}: build-id too long"))?;
+            }
+        }
+        if let Some(e) = self.exe {
+            check((e as usize) < self.files.len(), || {
+                format!("task {pid}: exe file index {e}")
+            })?;
+        }
+        let mut prev_end = 0u64;
+        let mut vdso_seen = 0;
+        for v in &self.vmas {
+            let what = || format!("task {pid}: VMA {:#x}-{:#x}", v.start, v.end);
+            check(
+                aligned(v.start) && aligned(v.end) && v.start < v.end,
+                || format!("{} is not page aligned", what()),
+            )?;
+            check(v.start >= prev_end, || {
+                format!("{} overlaps or is out of order", what())
+            })?;
+            prev_end = v.end;
+            if v.kind == VmaKind::Vsyscall {
+                check(v.start == VSYSCALL_START, || {
+                    format!("{}: vsyscall at the wrong place", what())
+                })?;
+            } else {
+                check(v.end <= TASK_SIZE_MAX, || {
+                    format!("{} is above the user address space", what())
+                })?;
+            }
+            check(v.prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) == 0, || {
+                format!("{}: protection bits", what())
+            })?;
+            check(v.flags & !vmflags::ALL == 0, || {
+                format!("{}: unknown flags", what())
+            })?;
+            if let Some(n) = &v.anon_name {
+                check(n.len() < 80 && !n.contains('\0'), || {
+                    format!("{}: anon name", what())
+                })?;
+            }
+            match &v.kind {
+                VmaKind::File { file, offset } => {
+                    check((*file as usize) < self.files.len(), || {
+                        format!("{}: file index {file}", what())
+                    })?;
+                    check(aligned(*offset), || {
+                        format!("{}: file offset not aligned", what())
+                    })?;
+                }
+                VmaKind::Vvar | VmaKind::VvarVclock | VmaKind::Vdso => vdso_seen += 1,
+                _ => {}
+            }
+        }
+        if vdso_seen > 0 {
+            let d = self.vdso.as_ref().ok_or_else(|| {
+                ImageError::Invalid(format!("task {pid}: vDSO VMAs without vDSO data"))
+            })?;
+            check(
+                d.vdso_bytes.len() as u64 <= 64 * PAGE_SIZE && aligned(d.vdso_bytes.len() as u64),
+                || format!("task {pid}: vDSO of {} bytes", d.vdso_bytes.len()),
+            )?;
+            check(
+                d.vvar_start + d.vvar_size + d.vvar_vclock_size == d.vdso_start,
+                || format!("task {pid}: vDSO block is not contiguous"),
+            )?;
+        }
+        crate::check_file_name(&self.pages_file)?;
+        let mut vi = 0usize;
+        let mut prev = 0u64;
+        let mut next_off = crate::pages::HEADER_LEN;
+        check(self.extents.len() <= 1 << 24, || {
+            format!("task {pid}: too many page extents")
+        })?;
+        for e in &self.extents {
+            let what = || format!("task {pid}: page extent at {:#x}", e.start);
+            check(
+                aligned(e.start) && e.nr_pages > 0 && e.nr_pages <= TASK_SIZE_MAX / PAGE_SIZE,
+                || format!("{} is malformed", what()),
+            )?;
+            check(e.start >= prev, || {
+                format!("{} overlaps or is out of order", what())
+            })?;
+            let end = e
+                .start
+                .checked_add(e.len())
+                .ok_or_else(|| ImageError::Invalid(format!("{} overflows", what())))?;
+            prev = end;
+            while vi < self.vmas.len() && self.vmas[vi].end <= e.start {
+                vi += 1;
+            }
+            let v = self
+                .vmas
+                .get(vi)
+                .ok_or_else(|| ImageError::Invalid(format!("{} is outside every VMA", what())))?;
+            check(v.start <= e.start && end <= v.end, || {
+                format!("{} is not inside one VMA", what())
+            })?;
+            check(v.kind.has_pages(v.shared), || {
+                format!("{} is in a VMA whose pages are not saved", what())
+            })?;
+            // Extents are laid out back to back in address order: offsets are derived,
+            // so a damaged offset is caught here, not by a read past the end.
+            check(e.offset == next_off, || {
+                format!(
+                    "{}: offset {} where {} was expected",
+                    what(),
+                    e.offset,
+                    next_off
+                )
+            })?;
+            next_off += e.len();
+        }
+        check(next_off == pages_size, || {
+            format!("task {pid}: pages file holds {pages_size} bytes, extents need {next_off}")
+        })?;
+        let f = &self.fields;
+        check(
+            f.start_code <= f.end_code && f.start_data <= f.end_data && f.start_brk <= f.brk,
+            || format!("task {pid}: mm fields out of order"),
+        )?;
+        check(f.arg_start <= f.arg_end && f.env_start <= f.env_end, || {
+            format!("task {pid}: arg/env bounds")
+        })?;
+        Ok(())
+    }
+
+    pub fn pages_len(&self) -> u64 {
+        self.extents.iter().map(PageExtent::len).sum()
+    }
+}

@@ -1,0 +1,7 @@
+//! x86_64: registers, the XSAVE area, the signal frame.
+
+pub mod regs;
+pub mod sigframe;
+pub mod xstate;
+
+pub use regs::*;

@@ -1,0 +1,565 @@
+//! The host side of the parasite: infect a stopped task, ask it questions, cure it.
+//!
+//! Lifecycle (after compel): the task is seized and stopped; [`Infected::infect`]
+//! blocks every signal, maps an area with two remote syscalls on the vDSO's
+//! `syscall` instruction, writes the blob and a signal frame of the original
+//! context into it, and starts it; the parasite connects back over an abstract
+//! unix socket. [`Infected::cure`] stops the task, closes the parasite's socket and
+//! unmaps the area remotely, and puts back the original registers, xstate and
+//! mask while the task sits in a ptrace stop inside get_signal, so the kernel's
+//! own syscall-restart logic runs on them as if nothing had happened. Dropping an
+//! `Infected` cures it too.
+
+pub mod abi;
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    self, AddressFamily, Backlog, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr,
+};
+use rckpt_images::core::{AltStack, GpRegs};
+
+use crate::arch::{self, sigframe};
+use crate::sys::pod::{self, Pod};
+use crate::sys::ptrace::{Resume, Stop, Tracee};
+use crate::sys::{self, Pid, RemoteAddr, SysError, mem::ProcMem, remote};
+use abi::*;
+
+const STACK_SIZE: u64 = 64 * 1024;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParasiteError {
+    #[error(transparent)]
+    Sys(#[from] SysError),
+    #[error("task {pid}: remote {what} failed: {errno}")]
+    Remote {
+        pid: Pid,
+        what: &'static str,
+        errno: Errno,
+    },
+    #[error(
+        "task {pid}: the parasite did not connect within {0:?}",
+        CONNECT_TIMEOUT
+    )]
+    NoConnect { pid: Pid },
+    #[error("task {pid}: the parasite stopped unexpectedly ({stop}) at {ip:#x}")]
+    Crashed { pid: Pid, stop: String, ip: u64 },
+    #[error("task {pid}: parasite protocol error: {0}", .what)]
+    Protocol { pid: Pid, what: String },
+    #[error("task {pid}: parasite command {cmd} failed: {errno}")]
+    Command { pid: Pid, cmd: u32, errno: Errno },
+    #[error("failed to {op} for the parasite: {errno}")]
+    Socket { op: &'static str, errno: Errno },
+}
+
+pub type Result<T> = std::result::Result<T, ParasiteError>;
+
+/// What the task was doing when rckpt stopped it: put back by the cure.
+#[derive(Clone)]
+pub struct OrigState {
+    pub regs: libc::user_regs_struct,
+    pub xstate: Vec<u8>,
+    pub sigmask: u64,
+}
+
+/// A task with the parasite running in it.
+pub struct Infected<'t> {
+    tracee: &'t mut Tracee,
+    pid: Pid,
+    insn: RemoteAddr,
+    orig: OrigState,
+    base: RemoteAddr,
+    len: u64,
+    conn: Option<OwnedFd>,
+    remote_sock: i32,
+    /// The pipe the parasite holds for CMD_DRAIN, if any.
+    remote_pipe: i32,
+    /// Job-control stop signals that arrived while the parasite ran: re-sent after cure.
+    pub deferred_signals: Vec<i32>,
+    done: bool,
+}
+
+/// Finds a `syscall` instruction (0f 05) in a code image (the vDSO).
+pub fn find_syscall_insn(code: &[u8]) -> Option<usize> {
+    code.windows(2).position(|w| w == [0x0f, 0x05])
+}
+
+fn remote_check(pid: Pid, what: &'static str, r: i64) -> Result<u64> {
+    if (-4095..0).contains(&r) {
+        Err(ParasiteError::Remote {
+            pid,
+            what,
+            errno: Errno::from_raw(-r as i32),
+        })
+    } else {
+        Ok(r as u64)
+    }
+}
+
+impl<'t> Infected<'t> {
+    /// Infects the stopped `tracee`. `insn` is a `syscall` instruction in its
+    /// vDSO; `orig` its state as first stopped.
+    pub fn infect(
+        tracee: &'t mut Tracee,
+        insn: RemoteAddr,
+        orig: OrigState,
+    ) -> Result<Infected<'t>> {
+        let pid = tracee.pid();
+        let blob = crate::blob::parasite();
+        let args_off = blob.size() + STACK_SIZE;
+        let args_len = sys::page_align_up(
+            std::mem::size_of::<ParasiteArgs>() as u64
+                + sigframe::frame_size(orig.xstate.len())
+                + 64,
+        );
+        let len = args_off + args_len;
+
+        // The listener first, so nothing is left in the task if it fails.
+        let listener = socket::socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(|errno| ParasiteError::Socket {
+            op: "create socket",
+            errno,
+        })?;
+        let name = format!("rckpt-{}-{}-{:x}", std::process::id(), pid, nonce());
+        let addr =
+            UnixAddr::new_abstract(name.as_bytes()).map_err(|errno| ParasiteError::Socket {
+                op: "name socket",
+                errno,
+            })?;
+        socket::bind(listener.as_raw_fd(), &addr).map_err(|errno| ParasiteError::Socket {
+            op: "bind socket",
+            errno,
+        })?;
+        socket::listen(&listener, Backlog::new(1).unwrap()).map_err(|errno| {
+            ParasiteError::Socket {
+                op: "listen",
+                errno,
+            }
+        })?;
+
+        // Nothing may interrupt the parasite: PTRACE_SETSIGMASK blocks all but
+        // SIGKILL and SIGSTOP (which the kernel never lets a task block).
+        tracee.set_sigmask(u64::MAX)?;
+        let mut me = Infected {
+            tracee,
+            pid,
+            insn,
+            orig,
+            base: RemoteAddr(0),
+            len: 0,
+            conn: None,
+            remote_sock: -1,
+            remote_pipe: -1,
+            deferred_signals: Vec::new(),
+            done: false,
+        };
+        let r = me.syscall(
+            libc::SYS_mmap,
+            [
+                0,
+                len,
+                (libc::PROT_READ | libc::PROT_EXEC) as u64,
+                (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64,
+                u64::MAX,
+                0,
+            ],
+        )?;
+        me.base = RemoteAddr(remote_check(pid, "mmap", r)?);
+        me.len = len;
+        let rw_off = blob.exec_end();
+        let r = me.syscall(
+            libc::SYS_mprotect,
+            [
+                me.base.get() + rw_off,
+                len - rw_off,
+                (libc::PROT_READ | libc::PROT_WRITE) as u64,
+                0,
+                0,
+                0,
+            ],
+        )?;
+        remote_check(pid, "mprotect", r)?;
+
+        // The blob, its args and the frame of the original context. Written
+        // through /proc/PID/mem (FOLL_FORCE writes the read-only code pages too).
+        let mem = ProcMem::open(pid, true)?;
+        mem.write_all(me.base, &blob.relocated(me.base.get()))?;
+        let args_addr = me.base.get() + args_off;
+        let area = args_addr + std::mem::size_of::<ParasiteArgs>() as u64;
+        let (frame_addr, fp_addr) = sigframe::place_in(area);
+        let mut cure_regs: GpRegs = arch::from_user(&me.orig.regs);
+        arch::apply_restart(&mut cure_regs, true);
+        // The altstack is filled in by the parasite (only the task can read it).
+        let frame = sigframe::build(
+            frame_addr,
+            fp_addr,
+            &cure_regs,
+            &me.orig.xstate,
+            me.orig.sigmask,
+            &AltStack::default(),
+        );
+        mem.write_all(RemoteAddr(frame_addr), &frame.bytes)?;
+        let mut pargs = ParasiteArgs {
+            magic: PARASITE_MAGIC,
+            sigframe: frame_addr,
+            sock_len: 0,
+            _pad: 0,
+            sock_addr: [0; 112],
+        };
+        let raw = addr.as_ref();
+        let sa_len = raw.sun_path.len().min(112 - 2);
+        pargs.sock_addr[0..2].copy_from_slice(&(libc::AF_UNIX as u16).to_ne_bytes());
+        // An abstract name: sun_path[0] == 0, then the name (no terminator).
+        for (i, c) in raw.sun_path[..sa_len].iter().enumerate() {
+            pargs.sock_addr[2 + i] = *c as u8;
+        }
+        pargs.sock_len = (2 + 1 + name.len()) as u32;
+        mem.write_all(RemoteAddr(args_addr), pod::bytes_of(&pargs))?;
+
+        let mut regs = me.orig.regs;
+        regs.rip = me.base.get() + blob.entry();
+        regs.rsp = me.base.get() + args_off; // top of the stack, which ends where the args begin
+        regs.rdi = args_addr;
+        regs.orig_rax = u64::MAX;
+        regs.rax = 0;
+        me.tracee.set_regs(&regs)?;
+        me.tracee.resume(Resume::Cont, 0)?;
+
+        let conn = me.accept(&listener)?;
+        me.conn = Some(conn);
+        let hello: Hello = me.recv_msg(0)?.0;
+        if hello.magic != PARASITE_MAGIC {
+            return Err(ParasiteError::Protocol {
+                pid,
+                what: "bad hello".into(),
+            });
+        }
+        me.remote_sock = hello.sock_fd;
+        Ok(me)
+    }
+
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    fn syscall(&mut self, nr: i64, args: [u64; 6]) -> Result<i64> {
+        let base = self.orig.regs;
+        let mut sigs = Vec::new();
+        let r = remote::syscall(self.tracee, self.insn, &base, nr, args, &mut sigs);
+        self.deferred_signals.extend(sigs);
+        Ok(r?)
+    }
+
+    /// Checks on the task while waiting for the parasite: a stop signal is
+    /// deferred, anything else means the parasite crashed.
+    fn poll_task(&mut self) -> Result<()> {
+        let Some(status) = sys::wait::try_wait_pid(self.pid)? else {
+            return Ok(());
+        };
+        match Stop::from_status(status) {
+            Stop::Signal(sig @ (libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU)) => {
+                self.deferred_signals.push(sig);
+                self.tracee.resume(Resume::Cont, 0)?;
+                Ok(())
+            }
+            Stop::Interrupt | Stop::GroupStop(_) => {
+                self.tracee.resume(Resume::Cont, 0)?;
+                Ok(())
+            }
+            stop if stop.is_gone() => {
+                self.tracee.forget_now();
+                Err(SysError::TraceeDied(self.pid).into())
+            }
+            stop => {
+                self.tracee.note_stopped(stop);
+                let ip = self.tracee.regs().map(|r| r.rip).unwrap_or(0);
+                Err(ParasiteError::Crashed {
+                    pid: self.pid,
+                    stop: stop.to_string(),
+                    ip,
+                })
+            }
+        }
+    }
+
+    fn wait_readable(&mut self, fd: i32, timeout: Duration, what: &'static str) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if sys::poll_readable(fd, 20)
+                .map_err(|errno| ParasiteError::Socket { op: "poll", errno })?
+            {
+                return Ok(());
+            }
+            self.poll_task()?;
+            if Instant::now() >= deadline {
+                return Err(SysError::Timeout {
+                    what,
+                    pid: self.pid,
+                    secs: timeout.as_secs_f64(),
+                }
+                .into());
+            }
+        }
+    }
+
+    fn accept(&mut self, listener: &OwnedFd) -> Result<OwnedFd> {
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        loop {
+            match self.wait_readable(
+                listener.as_raw_fd(),
+                deadline.saturating_duration_since(Instant::now()),
+                "parasite connection",
+            ) {
+                Ok(()) => break,
+                Err(ParasiteError::Sys(SysError::Timeout { .. })) => {
+                    return Err(ParasiteError::NoConnect { pid: self.pid });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let fd =
+            socket::accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC).map_err(|errno| {
+                ParasiteError::Socket {
+                    op: "accept",
+                    errno,
+                }
+            })?;
+        Ok(sys::owned_fd(fd))
+    }
+
+    fn send_msg(&mut self, bytes: &[u8], fd: Option<i32>) -> Result<()> {
+        let conn = self.conn.as_ref().expect("connected").as_raw_fd();
+        let iov = [std::io::IoSlice::new(bytes)];
+        let fds = fd.map(|f| [f]);
+        let cmsgs: Vec<ControlMessage> = fds
+            .as_ref()
+            .map(|f| vec![ControlMessage::ScmRights(f)])
+            .unwrap_or_default();
+        socket::sendmsg::<()>(conn, &iov, &cmsgs, MsgFlags::MSG_NOSIGNAL, None).map_err(
+            |errno| ParasiteError::Socket {
+                op: "send to the parasite",
+                errno,
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Receives one message; returns its header-bearing prefix as T and the bytes.
+    fn recv_msg<T: Pod>(&mut self, cmd: u32) -> Result<(T, Vec<u8>)> {
+        let conn = self.conn.as_ref().expect("connected").as_raw_fd();
+        self.wait_readable(conn, REPLY_TIMEOUT, "parasite reply")?;
+        let mut buf = vec![0u8; MSG_MAX];
+        let n = socket::recv(conn, &mut buf, MsgFlags::empty()).map_err(|errno| {
+            ParasiteError::Socket {
+                op: "receive from the parasite",
+                errno,
+            }
+        })?;
+        buf.truncate(n);
+        let hdr: MsgHeader = pod::read(&buf).ok_or_else(|| ParasiteError::Protocol {
+            pid: self.pid,
+            what: format!("short reply of {n} bytes"),
+        })?;
+        if hdr.cmd != cmd {
+            return Err(ParasiteError::Protocol {
+                pid: self.pid,
+                what: format!("reply to command {} instead of {cmd}", hdr.cmd),
+            });
+        }
+        if hdr.status < 0 {
+            return Err(ParasiteError::Command {
+                pid: self.pid,
+                cmd,
+                errno: Errno::from_raw(-hdr.status as i32),
+            });
+        }
+        let v = pod::read::<T>(&buf).ok_or_else(|| ParasiteError::Protocol {
+            pid: self.pid,
+            what: format!("reply of {n} bytes to command {cmd}"),
+        })?;
+        Ok((v, buf))
+    }
+
+    fn request(&mut self, cmd: u32, nr: u32, payload: &[u8], fd: Option<i32>) -> Result<()> {
+        let hdr = MsgHeader {
+            cmd,
+            nr,
+            status: 0,
+            arg: 0,
+        };
+        let mut msg = pod::bytes_of(&hdr).to_vec();
+        msg.extend_from_slice(payload);
+        self.send_msg(&msg, fd)
+    }
+
+    pub fn misc(&mut self) -> Result<MiscReply> {
+        self.request(CMD_MISC, 0, &[], None)?;
+        Ok(self.recv_msg::<MiscReply>(CMD_MISC)?.0)
+    }
+
+    pub fn timers(&mut self, ids: &[i32]) -> Result<Vec<TimerState>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(TIMERS_MAX) {
+            self.request(
+                CMD_TIMERS,
+                chunk.len() as u32,
+                pod::slice_bytes(chunk),
+                None,
+            )?;
+            let (hdr, buf): (MsgHeader, _) = self.recv_msg(CMD_TIMERS)?;
+            let sz = std::mem::size_of::<TimerState>();
+            for i in 0..hdr.nr as usize {
+                let off = std::mem::size_of::<MsgHeader>() + i * sz;
+                out.push(
+                    pod::read(&buf[off..]).ok_or_else(|| ParasiteError::Protocol {
+                        pid: self.pid,
+                        what: "short timers reply".into(),
+                    })?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Gives the parasite the write end of a pipe for [`Infected::drain`].
+    pub fn set_pipe(&mut self, write_end: &OwnedFd) -> Result<()> {
+        self.request(CMD_PIPE, 0, &[], Some(write_end.as_raw_fd()))?;
+        let (hdr, _): (MsgHeader, _) = self.recv_msg(CMD_PIPE)?;
+        self.remote_pipe = hdr.arg as i32;
+        Ok(())
+    }
+
+    /// vmsplices `ranges` into the pipe (their total must fit in it) and returns
+    /// each range's crc32c appended to its `crc`.
+    pub fn drain(&mut self, ranges: &[DrainRange]) -> Result<Vec<u32>> {
+        assert!(ranges.len() <= DRAIN_MAX_RANGES);
+        self.request(
+            CMD_DRAIN,
+            ranges.len() as u32,
+            pod::slice_bytes(ranges),
+            None,
+        )?;
+        let (hdr, buf): (MsgHeader, _) = self.recv_msg(CMD_DRAIN)?;
+        if hdr.nr as usize != ranges.len() {
+            return Err(ParasiteError::Protocol {
+                pid: self.pid,
+                what: "short drain reply".into(),
+            });
+        }
+        let off = std::mem::size_of::<MsgHeader>();
+        Ok((0..ranges.len())
+            .map(|i| u32::from_le_bytes(buf[off + i * 4..off + i * 4 + 4].try_into().unwrap()))
+            .collect())
+    }
+
+    /// Takes the parasite out and puts the original state back. The task is left
+    /// in an interrupt stop, ready to be detached or killed.
+    pub fn cure(mut self) -> Result<Vec<i32>> {
+        self.cure_inner()?;
+        Ok(std::mem::take(&mut self.deferred_signals))
+    }
+
+    fn cure_inner(&mut self) -> Result<()> {
+        if self.done {
+            return Ok(());
+        }
+        self.done = true;
+        // Stop the task first (it is in the parasite, idle or mid-command): were our
+        // end of the socket closed while it runs, the parasite would see EOF and
+        // return to the original context by itself, and the cure below would then
+        // act on a task that had moved on.
+        if self.tracee.stop_state().is_none() {
+            let mut sigs = Vec::new();
+            self.tracee.interrupt()?;
+            loop {
+                match self.tracee.wait(Duration::from_secs(10), "parasite stop")? {
+                    Stop::Interrupt | Stop::GroupStop(_) => break,
+                    Stop::Signal(s) => {
+                        sigs.push(s);
+                        self.tracee.resume(Resume::Cont, 0)?;
+                    }
+                    Stop::Syscall | Stop::Event(_) => self.tracee.resume(Resume::Cont, 0)?,
+                    s => {
+                        return Err(SysError::UnexpectedStop {
+                            pid: self.pid,
+                            what: "parasite stop",
+                            stop: s.to_string(),
+                        }
+                        .into());
+                    }
+                }
+            }
+            self.deferred_signals.extend(sigs);
+        }
+        // Our end can go once the task is stopped: the parasite cannot run again.
+        self.conn = None;
+        for fd in [
+            std::mem::replace(&mut self.remote_pipe, -1),
+            std::mem::replace(&mut self.remote_sock, -1),
+        ] {
+            if fd >= 0 {
+                let r = self.syscall(libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0])?;
+                remote_check(self.pid, "close", r)?;
+            }
+        }
+        if self.len > 0 {
+            let r = self.syscall(libc::SYS_munmap, [self.base.get(), self.len, 0, 0, 0, 0])?;
+            remote_check(self.pid, "munmap", r)?;
+            self.len = 0;
+        }
+        // Back into a stop inside get_signal, so that the kernel applies its
+        // syscall-restart rules to the original registers when the task resumes.
+        self.tracee.interrupt()?;
+        self.tracee.resume(Resume::Cont, 0)?;
+        loop {
+            match self
+                .tracee
+                .wait(Duration::from_secs(10), "interrupt after cure")?
+            {
+                Stop::Interrupt | Stop::GroupStop(_) => break,
+                Stop::Signal(s) => {
+                    self.deferred_signals.push(s);
+                    self.tracee.resume(Resume::Cont, 0)?;
+                }
+                Stop::Syscall | Stop::Event(_) => self.tracee.resume(Resume::Cont, 0)?,
+                s => {
+                    return Err(SysError::UnexpectedStop {
+                        pid: self.pid,
+                        what: "interrupt after cure",
+                        stop: s.to_string(),
+                    }
+                    .into());
+                }
+            }
+        }
+        self.tracee.set_regs(&self.orig.regs)?;
+        self.tracee.set_xstate(&self.orig.xstate)?;
+        self.tracee.set_sigmask(self.orig.sigmask)?;
+        Ok(())
+    }
+}
+
+impl Drop for Infected<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.cure_inner();
+        }
+    }
+}
+
+fn nonce() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ ((std::process::id() as u64) << 32)
+}

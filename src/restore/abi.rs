@@ -1,0 +1,279 @@
+//! The restorer trampoline's arguments, shared word for word by the host
+//! (src/restore/) and the blob (src/restore/blob/). Plain `#[repr(C)]` data;
+//! pointers are absolute addresses inside the blob area, which is mapped at the
+//! same place in rckpt and in its clone3 child.
+
+pub const RESTORE_MAGIC: u64 = 0x7263_6b70_7265_7374;
+
+/// Shared (MAP_SHARED) page through which the blob and rckpt talk.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct Control {
+    /// rckpt sets 1 once it has seized the task (futex word).
+    pub go: u32,
+    /// Where the task is: one of STEP_*.
+    pub step: u32,
+    /// 0, or the negative errno of the failed step.
+    pub error: i64,
+    /// Step specific detail (an address, an fd, an index).
+    pub detail: u64,
+    /// The rseq registration the child inherited from rckpt's thread, which rckpt
+    /// reads with PTRACE_GET_RSEQ_CONFIGURATION before setting `go`.
+    pub rseq_addr: u64,
+    pub rseq_len: u32,
+    pub rseq_sig: u32,
+}
+
+pub const STEP_START: u32 = 1;
+pub const STEP_FDS: u32 = 2;
+pub const STEP_UNMAP: u32 = 3;
+pub const STEP_MAP_VMA: u32 = 4;
+pub const STEP_READ_PAGES: u32 = 5;
+pub const STEP_CHECK_PAGES: u32 = 6;
+pub const STEP_PROTECT_VMA: u32 = 7;
+pub const STEP_VDSO: u32 = 8;
+pub const STEP_MM_MAP: u32 = 9;
+pub const STEP_TASK_STATE: u32 = 10;
+pub const STEP_SIGNALS: u32 = 11;
+pub const STEP_RLIMITS: u32 = 12;
+pub const STEP_CREDS: u32 = 13;
+pub const STEP_TIMERS: u32 = 14;
+pub const STEP_FRAME: u32 = 15;
+pub const STEP_PARKED: u32 = 16;
+
+pub fn step_name(step: u32) -> &'static str {
+    match step {
+        STEP_START => "start",
+        STEP_FDS => "install file descriptors",
+        STEP_UNMAP => "unmap rckpt's memory",
+        STEP_MAP_VMA => "map a VMA",
+        STEP_READ_PAGES => "read pages",
+        STEP_CHECK_PAGES => "check page checksums",
+        STEP_PROTECT_VMA => "protect a VMA",
+        STEP_VDSO => "map the vDSO",
+        STEP_MM_MAP => "set mm fields (PR_SET_MM_MAP)",
+        STEP_TASK_STATE => "restore task settings",
+        STEP_SIGNALS => "restore signals",
+        STEP_RLIMITS => "restore rlimits",
+        STEP_CREDS => "restore credentials",
+        STEP_TIMERS => "restore timers",
+        STEP_FRAME => "write the signal frame",
+        STEP_PARKED => "parked",
+        _ => "unknown step",
+    }
+}
+
+/// A descriptor the blob keeps: rckpt's `src` moves to `fd_base + index`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct KeepFd {
+    pub src: i32,
+    pub _pad: i32,
+}
+
+/// A descriptor of the restored table: kept fd `keep` is duplicated to `fd`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct InstallFd {
+    pub keep: u32,
+    pub fd: i32,
+    pub cloexec: u32,
+    pub _pad: u32,
+}
+
+pub const MADV_BIT_DONTFORK: u32 = 1 << 0;
+pub const MADV_BIT_DONTDUMP: u32 = 1 << 1;
+pub const MADV_BIT_HUGEPAGE: u32 = 1 << 2;
+pub const MADV_BIT_NOHUGEPAGE: u32 = 1 << 3;
+pub const MADV_BIT_MERGEABLE: u32 = 1 << 4;
+pub const MADV_BIT_WIPEONFORK: u32 = 1 << 5;
+pub const MADV_BIT_RANDOM: u32 = 1 << 6;
+pub const MADV_BIT_SEQUENTIAL: u32 = 1 << 7;
+pub const MADV_BIT_MLOCK: u32 = 1 << 8;
+pub const MADV_BIT_MLOCK_ONFAULT: u32 = 1 << 9;
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct BlobVma {
+    pub start: u64,
+    pub end: u64,
+    /// Final protection.
+    pub prot: u32,
+    /// mmap flags (MAP_PRIVATE/SHARED, MAP_ANONYMOUS, MAP_GROWSDOWN).
+    pub flags: u32,
+    /// Index of the kept fd to map from, or -1 for anonymous memory.
+    pub keep: i32,
+    /// MADV_BIT_*.
+    pub madv: u32,
+    pub pgoff: u64,
+    /// NUL-terminated PR_SET_VMA_ANON_NAME name, or 0.
+    pub name: u64,
+    /// Whether page extents land in this VMA (it is mapped writable until filled).
+    pub has_pages: u32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct BlobExtent {
+    pub start: u64,
+    pub len: u64,
+    pub file_off: u64,
+    pub crc: u32,
+    pub _pad: u32,
+}
+
+/// `struct prctl_mm_map`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct PrctlMmMap {
+    pub start_code: u64,
+    pub end_code: u64,
+    pub start_data: u64,
+    pub end_data: u64,
+    pub start_brk: u64,
+    pub brk: u64,
+    pub start_stack: u64,
+    pub arg_start: u64,
+    pub arg_end: u64,
+    pub env_start: u64,
+    pub env_end: u64,
+    pub auxv: u64,
+    pub auxv_size: u32,
+    pub exe_fd: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct KSigAction {
+    pub handler: u64,
+    pub flags: u64,
+    pub restorer: u64,
+    pub mask: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct KRlimit {
+    pub cur: u64,
+    pub max: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct BlobTimer {
+    pub id: i32,
+    pub clock: i32,
+    /// struct sigevent: value, signo, notify, tid.
+    pub sigval: u64,
+    pub signo: i32,
+    pub notify: i32,
+    pub notify_tid: i32,
+    pub _pad: i32,
+    pub interval_sec: i64,
+    pub interval_nsec: i64,
+    pub value_sec: i64,
+    pub value_nsec: i64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct BlobCreds {
+    pub uid: [u32; 4],
+    pub gid: [u32; 4],
+    pub groups: u64,
+    pub nr_groups: u32,
+    pub securebits: u32,
+    pub cap_inheritable: u64,
+    pub cap_permitted: u64,
+    pub cap_effective: u64,
+    pub cap_bounding: u64,
+    pub cap_ambient: u64,
+    pub last_cap: u32,
+    pub no_new_privs: u32,
+}
+
+/// A pending signal to queue to the task (shared) or to a thread.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct BlobSiginfo {
+    pub shared: u32,
+    pub signo: i32,
+    pub info: [u8; 128],
+}
+
+/// Per-thread state. Only the leader exists in this version.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct BlobThread {
+    pub tid: i32,
+    pub _pad: i32,
+    /// Address where the prepared rt_sigframe goes, and its bytes in the blob area.
+    pub frame_addr: u64,
+    pub frame_src: u64,
+    pub frame_len: u64,
+    pub comm: [u8; 16],
+    pub rseq_addr: u64,
+    pub rseq_len: u32,
+    pub rseq_sig: u32,
+    pub robust_head: u64,
+    pub robust_len: u64,
+    pub tid_address: u64,
+    pub nice: i32,
+    pub nr_affinity: u32,
+    pub affinity: [u64; 16],
+    pub timer_slack_ns: u64,
+    pub creds: BlobCreds,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct RestoreArgs {
+    pub magic: u64,
+    pub ctl: u64,
+    pub rckpt_pid: i32,
+    pub pid: i32,
+    /// The whole blob area (blob, stack, args, control): kept while everything
+    /// else of rckpt's address space is unmapped.
+    pub keep_start: u64,
+    pub keep_end: u64,
+    /// Upper end of the user address space to unmap up to.
+    pub task_size: u64,
+
+    pub fd_base: i32,
+    pub nr_keep: u32,
+    pub keep: u64,
+    pub nr_install: u64,
+    pub install: u64,
+    /// Kept fds (-1 when absent).
+    pub pages_keep: i32,
+    pub exe_keep: i32,
+    pub cwd_keep: i32,
+    pub _pad0: i32,
+
+    pub nr_vmas: u64,
+    pub vmas: u64,
+    pub nr_extents: u64,
+    pub extents: u64,
+    /// Start of the saved [vvar] block for ARCH_MAP_VDSO_64, or 0.
+    pub vdso_at: u64,
+    pub mm_map: PrctlMmMap,
+
+    pub personality: u32,
+    pub umask: u32,
+    pub mdwe: u32,
+    pub dumpable: i32,
+    pub pdeath_signal: i32,
+    pub child_subreaper: u32,
+    pub thp_disable: u32,
+    pub _pad1: u32,
+    pub rlimits: [KRlimit; 16],
+    pub sigactions: [KSigAction; 64],
+    pub nr_siginfo: u64,
+    pub siginfo: u64,
+    pub itimers: [[i64; 4]; 3],
+    pub nr_timers: u64,
+    pub timers: u64,
+
+    pub thread: BlobThread,
+}

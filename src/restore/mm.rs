@@ -1,0 +1,240 @@
+//! The memory plan: the VMAs and page extents the trampoline maps and fills, a
+//! place for the trampoline itself, and the check of the restored layout.
+
+use rckpt_images::mm::{MmImage, PAGE_SIZE, VmaKind, vmflags};
+
+use super::abi::*;
+use super::{RestoreError, Result};
+use crate::proc::maps;
+use crate::sys::Pid;
+
+/// Upper end of the user address space rckpt unmaps up to (4-level paging).
+pub const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+const MMAP_MIN: u64 = 0x10000;
+/// Room left below a stack for it to grow into.
+const STACK_GAP: u64 = 8 << 20;
+
+pub fn blob_vmas(mm: &MmImage, mapped: &[i32]) -> Vec<(BlobVma, Option<String>)> {
+    let mut out = Vec::new();
+    for v in &mm.vmas {
+        let (mut flags, keep, pgoff) = match &v.kind {
+            VmaKind::Anon | VmaKind::Heap | VmaKind::Stack => (
+                libc::MAP_ANONYMOUS
+                    | if v.shared {
+                        libc::MAP_SHARED
+                    } else {
+                        libc::MAP_PRIVATE
+                    },
+                -1,
+                0,
+            ),
+            VmaKind::File { file, offset } => (
+                if v.shared {
+                    libc::MAP_SHARED
+                } else {
+                    libc::MAP_PRIVATE
+                },
+                mapped[*file as usize],
+                *offset,
+            ),
+            VmaKind::Vvar | VmaKind::VvarVclock | VmaKind::Vdso | VmaKind::Vsyscall => continue,
+        };
+        if v.flags & vmflags::GROWSDOWN != 0 {
+            flags |= libc::MAP_GROWSDOWN;
+        }
+        let bits = [
+            (vmflags::DONTFORK, MADV_BIT_DONTFORK),
+            (vmflags::DONTDUMP, MADV_BIT_DONTDUMP),
+            (vmflags::HUGEPAGE, MADV_BIT_HUGEPAGE),
+            (vmflags::NOHUGEPAGE, MADV_BIT_NOHUGEPAGE),
+            (vmflags::MERGEABLE, MADV_BIT_MERGEABLE),
+            (vmflags::WIPEONFORK, MADV_BIT_WIPEONFORK),
+            (vmflags::RANDOM, MADV_BIT_RANDOM),
+            (vmflags::SEQUENTIAL, MADV_BIT_SEQUENTIAL),
+        ];
+        let mut madv = bits
+            .iter()
+            .filter(|(f, _)| v.flags & f != 0)
+            .fold(0, |a, (_, b)| a | b);
+        if v.flags & vmflags::LOCKONFAULT != 0 {
+            madv |= MADV_BIT_MLOCK_ONFAULT;
+        } else if v.flags & vmflags::LOCKED != 0 {
+            madv |= MADV_BIT_MLOCK;
+        }
+        let has_pages = mm
+            .extents
+            .iter()
+            .any(|e| e.start < v.end && e.end() > v.start);
+        let bv = BlobVma {
+            start: v.start,
+            end: v.end,
+            prot: v.prot as u32,
+            flags: flags as u32,
+            keep,
+            madv,
+            pgoff,
+            name: 0,
+            has_pages: has_pages as u32,
+            _pad: 0,
+        };
+        out.push((bv, v.anon_name.clone()));
+    }
+    out
+}
+
+pub fn extents(mm: &MmImage) -> Vec<BlobExtent> {
+    mm.extents
+        .iter()
+        .map(|e| BlobExtent {
+            start: e.start,
+            len: e.len(),
+            file_off: e.offset,
+            crc: e.crc32c,
+            _pad: 0,
+        })
+        .collect()
+}
+
+pub fn mm_map(mm: &MmImage) -> PrctlMmMap {
+    let f = &mm.fields;
+    PrctlMmMap {
+        start_code: f.start_code,
+        end_code: f.end_code,
+        start_data: f.start_data,
+        end_data: f.end_data,
+        start_brk: f.start_brk,
+        brk: f.brk,
+        start_stack: f.start_stack,
+        arg_start: f.arg_start,
+        arg_end: f.arg_end,
+        env_start: f.env_start,
+        env_end: f.env_end,
+        auxv: 0,
+        auxv_size: 0,
+        exe_fd: u32::MAX,
+    }
+}
+
+/// A place for `size` bytes free in rckpt's own layout and in the saved one,
+/// away from where stacks grow.
+pub fn find_hole(mm: &MmImage, size: u64) -> Result<u64> {
+    let mut busy: Vec<(u64, u64)> = vec![(0, MMAP_MIN)];
+    let own = maps::maps(Pid::this())
+        .map_err(|e| RestoreError::Invalid(format!("cannot read own maps: {e}")))?;
+    for v in own.iter().filter(|v| v.name != "[vsyscall]") {
+        let gap = if v.has("gd") || v.name == "[stack]" {
+            STACK_GAP
+        } else {
+            0
+        };
+        busy.push((v.start.saturating_sub(gap), v.end));
+    }
+    for v in mm.vmas.iter().filter(|v| v.kind != VmaKind::Vsyscall) {
+        let gap = if v.flags & vmflags::GROWSDOWN != 0 {
+            STACK_GAP
+        } else {
+            0
+        };
+        busy.push((v.start.saturating_sub(gap), v.end));
+    }
+    busy.sort_unstable();
+    let need = size + 2 * PAGE_SIZE;
+    // Top-down, like the kernel's own mmap placement.
+    let mut limit = TASK_SIZE;
+    for &(s, e) in busy.iter().rev() {
+        if e < limit && limit - e >= need {
+            return Ok(limit - need + PAGE_SIZE);
+        }
+        limit = limit.min(s);
+    }
+    Err(RestoreError::Invalid(format!(
+        "no free place of {size} bytes for the restorer"
+    )))
+}
+
+/// One line of a layout: range, permissions, name.
+type Line = (u64, u64, String, String);
+
+fn coalesce(mut v: Vec<Line>) -> Vec<Line> {
+    let mut out: Vec<Line> = Vec::new();
+    v.sort();
+    for l in v {
+        match out.last_mut() {
+            Some(p) if p.1 == l.0 && p.2 == l.2 && p.3 == l.3 => p.1 = l.1,
+            _ => out.push(l),
+        }
+    }
+    out
+}
+
+fn saved_name(mm: &MmImage, v: &rckpt_images::mm::Vma) -> String {
+    match &v.kind {
+        VmaKind::Heap => "[heap]".into(),
+        VmaKind::Stack => "[stack]".into(),
+        VmaKind::Vdso => "[vdso]".into(),
+        VmaKind::Vvar => "[vvar]".into(),
+        VmaKind::VvarVclock => "[vvar_vclock]".into(),
+        VmaKind::Vsyscall => "[vsyscall]".into(),
+        VmaKind::File { file, .. } => mm.files[*file as usize].path.clone(),
+        VmaKind::Anon => v
+            .anon_name
+            .as_ref()
+            .map(|n| format!("[anon:{n}]"))
+            .unwrap_or_default(),
+    }
+}
+
+/// Compares the task's layout with the saved one: same ranges, permissions and
+/// backing. Adjacent twins the kernel merged are compared merged; the stack may
+/// have grown down.
+pub fn check_layout(pid: Pid, mm: &MmImage) -> Result<()> {
+    let now = maps::maps(pid).map_err(|e| RestoreError::Layout {
+        pid: pid.as_raw(),
+        what: e.to_string(),
+    })?;
+    let mut a: Vec<Line> = now
+        .iter()
+        .map(|v| (v.start, v.end, v.perms(), v.name.clone()))
+        .collect();
+    let b: Vec<Line> = mm
+        .vmas
+        .iter()
+        .map(|v| {
+            let p = format!(
+                "{}{}{}{}",
+                if v.prot & 1 != 0 { 'r' } else { '-' },
+                if v.prot & 2 != 0 { 'w' } else { '-' },
+                if v.prot & 4 != 0 { 'x' } else { '-' },
+                if v.shared { 's' } else { 'p' }
+            );
+            (v.start, v.end, p, saved_name(mm, v))
+        })
+        .collect();
+    if let (Some(sa), Some(sb)) = (
+        a.iter_mut().find(|l| l.3 == "[stack]"),
+        b.iter().find(|l| l.3 == "[stack]"),
+    ) && sa.1 == sb.1
+        && sa.0 < sb.0
+    {
+        sa.0 = sb.0;
+    }
+    let (a, b) = (coalesce(a), coalesce(b));
+    if a != b {
+        let diff: Vec<String> = a
+            .iter()
+            .filter(|l| !b.contains(l))
+            .map(|l| format!("+{:#x}-{:#x} {} {}", l.0, l.1, l.2, l.3))
+            .chain(
+                b.iter()
+                    .filter(|l| !a.contains(l))
+                    .map(|l| format!("-{:#x}-{:#x} {} {}", l.0, l.1, l.2, l.3)),
+            )
+            .take(8)
+            .collect();
+        return Err(RestoreError::Layout {
+            pid: pid.as_raw(),
+            what: diff.join("; "),
+        });
+    }
+    Ok(())
+}

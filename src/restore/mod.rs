@@ -1,0 +1,143 @@
+//! Restore: read and validate every image file, check this machine against the
+//! image, then create the task with its saved pid, run the trampoline in it, and
+//! release it when it is parked at its final rt_sigreturn. Any failure kills what
+//! was created (and PTRACE_O_EXITKILL covers a dying rckpt).
+
+pub mod abi;
+pub mod files;
+pub mod mm;
+pub mod read;
+pub mod task;
+pub mod validate;
+
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+use rckpt_images::ImageError;
+
+use crate::fault;
+use crate::sys::{Pid, SysError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("no image in {dir}")]
+    NoImage { dir: PathBuf },
+    #[error("{dir} holds an incomplete checkpoint (no inventory.img: the dump did not finish)")]
+    Incomplete { dir: PathBuf },
+    #[error("image file {file}: {source}")]
+    Image { file: String, source: ImageError },
+    #[error("the image is inconsistent: {0}")]
+    Invalid(String),
+    #[error("the image uses resources from outside the tree that were not bound: {}; bind each with --inherit-fd 'fd[N]:KEY' (or --shell-job for terminals, sessions and groups)", .missing.join(", "))]
+    Unbound { missing: Vec<String> },
+    #[error("this machine does not match the image: {0}")]
+    Mismatch(String),
+    #[error("not permitted: {0}")]
+    Privilege(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error("pid {pid} is in use by a running process")]
+    PidTaken { pid: i32 },
+    #[error("failed to {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Sys(#[from] SysError),
+    #[error("task {pid} failed at step '{step}' ({detail:#x}): {errno}")]
+    Step {
+        pid: i32,
+        step: &'static str,
+        detail: u64,
+        errno: Errno,
+    },
+    #[error("task {pid} stopped unexpectedly during restore ({stop}) at step '{step}'")]
+    Crashed {
+        pid: i32,
+        step: &'static str,
+        stop: String,
+    },
+    #[error("task {pid}: restored memory layout differs from the image: {what}")]
+    Layout { pid: i32, what: String },
+    #[error(transparent)]
+    Fault(#[from] fault::Fault),
+}
+
+pub type Result<T> = std::result::Result<T, RestoreError>;
+
+/// `--inherit-fd fd[N]:KEY`: rckpt's fd N serves the external KEY.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InheritFd {
+    pub fd: RawFd,
+    pub key: String,
+}
+
+impl InheritFd {
+    pub fn parse(s: &str) -> Result<InheritFd> {
+        let bad = || RestoreError::Usage(format!("--inherit-fd takes fd[N]:KEY, not {s:?}"));
+        let rest = s.strip_prefix("fd[").ok_or_else(bad)?;
+        let (n, key) = rest.split_once("]:").ok_or_else(bad)?;
+        let fd: RawFd = n.parse().map_err(|_| bad())?;
+        if fd < 0 || key.is_empty() {
+            return Err(bad());
+        }
+        Ok(InheritFd {
+            fd,
+            key: key.to_string(),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    pub dir: PathBuf,
+    pub detach: bool,
+    pub inherit: Vec<InheritFd>,
+    pub shell_job: bool,
+}
+
+impl RestoreOptions {
+    pub fn new(
+        dir: PathBuf,
+        detach: bool,
+        inherit: &[String],
+        shell_job: bool,
+    ) -> Result<RestoreOptions> {
+        let inherit = inherit
+            .iter()
+            .map(|s| InheritFd::parse(s))
+            .collect::<Result<_>>()?;
+        Ok(RestoreOptions {
+            dir,
+            detach,
+            inherit,
+            shell_job,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Released and left running (`--detach`).
+    Detached(Pid),
+    /// The restored root ended with this status (exit code, or 128 + signal).
+    Exited(u8),
+}
+
+/// Restores the image in `opts.dir`.
+pub fn restore(opts: &RestoreOptions) -> Result<Outcome> {
+    let set = read::read(&opts.dir)?;
+    validate::check_host(&set, opts)?;
+    fault::point("restore.validated")?;
+    let root = set.pstree.root().pid;
+    validate::wait_pid_free(root)?;
+    let prepared = task::prepare(&set, opts)?;
+    let restored = task::create_and_release(prepared)?;
+    if opts.detach {
+        return Ok(Outcome::Detached(restored));
+    }
+    task::wait_exit(restored)
+}

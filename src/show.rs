@@ -1,0 +1,87 @@
+//! `rckpt show`: what an image holds, for people.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use rckpt_images::files::FileKind;
+use rckpt_images::mm::VmaKind;
+
+use crate::restore::{Result, read};
+
+pub fn show(dir: &Path) -> Result<String> {
+    let set = read::read(dir)?;
+    let mut s = String::new();
+    let inv = &set.inventory;
+    let _ = writeln!(
+        s,
+        "image {}: written by {} on kernel {}",
+        dir.display(),
+        inv.tool,
+        inv.kernel_release
+    );
+    for t in &set.pstree.tasks {
+        let core = &set.cores[&t.pid];
+        let mm = &set.mms[&t.pid];
+        let _ = writeln!(
+            s,
+            "task {} (ppid {}, pgid {}, sid {}, {:?}): {} thread(s), comm {:?}",
+            t.pid,
+            t.ppid,
+            t.pgid,
+            t.sid,
+            t.state,
+            t.threads.len(),
+            core.threads[0].comm
+        );
+        let _ = writeln!(
+            s,
+            "  memory: {} VMAs, {} KiB of saved pages in {} extents",
+            mm.vmas.len(),
+            mm.pages_len() >> 10,
+            mm.extents.len()
+        );
+        for v in &mm.vmas {
+            let what = match &v.kind {
+                VmaKind::File { file, offset } => {
+                    format!("{} @{offset:#x}", mm.files[*file as usize].path)
+                }
+                k => format!("{k:?}"),
+            };
+            let _ = writeln!(
+                s,
+                "    {:#014x}-{:#014x} prot {} {} {}",
+                v.start,
+                v.end,
+                v.prot,
+                if v.shared { "shared" } else { "private" },
+                what
+            );
+        }
+        let handled: Vec<String> = core
+            .sigactions
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.handler > 1)
+            .map(|(i, _)| (i + 1).to_string())
+            .collect();
+        let _ = writeln!(
+            s,
+            "  signals: blocked {:#x}, handlers for [{}], {} pending",
+            core.threads[0].blocked,
+            handled.join(" "),
+            core.shared_pending.len() + core.threads[0].pending.len()
+        );
+        for f in &set.fdtables[&t.pid].fds {
+            let d = &set.files.files[f.file as usize];
+            let what = match &d.kind {
+                FileKind::Path(p) => format!("{} (pos {}, flags {:#o})", p.path, p.pos, d.flags),
+                FileKind::External { key } => format!("external {key}"),
+            };
+            let _ = writeln!(s, "  fd {}: {what}", f.fd);
+        }
+    }
+    for e in &inv.externals {
+        let _ = writeln!(s, "external {} ({:?})", e.key, e.kind);
+    }
+    Ok(s)
+}

@@ -1,0 +1,123 @@
+//! The only home of raw system calls and `unsafe` (outside the blobs).
+//!
+//! Every change made to another process is owned by a guard here: a seized task is
+//! detached on drop, a local blob mapping unmapped, a blocked signal mask restored.
+
+pub mod addr;
+pub mod blobmap;
+pub mod clone;
+pub mod creds;
+pub mod mem;
+pub mod pagemap;
+pub mod pidfd;
+pub mod pod;
+pub mod ptrace;
+pub mod remote;
+pub mod signal;
+pub mod task;
+pub mod wait;
+
+pub use addr::RemoteAddr;
+pub use nix::unistd::Pid;
+
+use nix::errno::Errno;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SysError {
+    #[error("tracee {0} died")]
+    TraceeDied(Pid),
+    #[error("failed to {op} (task {pid}): {errno}")]
+    Task {
+        op: &'static str,
+        pid: Pid,
+        errno: Errno,
+    },
+    #[error("failed to {op}: {errno}")]
+    Os { op: &'static str, errno: Errno },
+    #[error("timed out after {secs:.1}s waiting for {what} of task {pid}")]
+    Timeout {
+        what: &'static str,
+        pid: Pid,
+        secs: f64,
+    },
+    #[error("task {pid}: unexpected stop while waiting for {what}: {stop}")]
+    UnexpectedStop {
+        pid: Pid,
+        what: &'static str,
+        stop: String,
+    },
+}
+
+impl SysError {
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            SysError::Task { errno, .. } | SysError::Os { errno, .. } => Some(*errno),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, SysError>;
+
+/// Maps an errno from an operation on task `pid`: ESRCH means the task is gone.
+pub(crate) fn task_err(op: &'static str, pid: Pid) -> impl FnOnce(Errno) -> SysError {
+    move |errno| {
+        if errno == Errno::ESRCH {
+            SysError::TraceeDied(pid)
+        } else {
+            SysError::Task { op, pid, errno }
+        }
+    }
+}
+
+pub(crate) fn os_err(op: &'static str) -> impl FnOnce(Errno) -> SysError {
+    move |errno| SysError::Os { op, errno }
+}
+
+/// Raw `syscall(2)` returning the kernel's value or errno.
+pub(crate) fn check(ret: libc::c_long) -> std::result::Result<libc::c_long, Errno> {
+    if ret < 0 { Err(Errno::last()) } else { Ok(ret) }
+}
+
+pub const PAGE_SIZE: u64 = 4096;
+
+pub fn page_align_up(v: u64) -> u64 {
+    (v + PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
+}
+
+/// Takes ownership of a descriptor the kernel just returned to us.
+pub fn owned_fd(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: callers pass a descriptor fresh from a successful syscall, owned by
+    // nobody else.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+/// Whether `fd` becomes readable within `timeout_ms` (EINTR counts as not yet).
+pub fn poll_readable(fd: std::os::fd::RawFd, timeout_ms: i32) -> std::result::Result<bool, Errno> {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+    if r < 0 {
+        let e = Errno::last();
+        return if e == Errno::EINTR { Ok(false) } else { Err(e) };
+    }
+    Ok(r > 0)
+}
+
+/// Whether this process has descriptor `fd` open.
+pub fn fd_is_open(fd: std::os::fd::RawFd) -> bool {
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// Borrows a descriptor this process holds open for the whole call (stdio, or an
+/// fd the user passed with --inherit-fd and that rckpt never closes).
+pub fn borrowed(fd: std::os::fd::RawFd) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: callers only pass descriptors that stay open while the borrow is used.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
