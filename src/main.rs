@@ -131,13 +131,20 @@ fn main() -> ExitCode {
                 Err(e) => return ExitCode::from(fail(&e, Exit::Usage).code()),
             };
             match restore::restore(&opts) {
-                Ok(restore::Outcome::Detached(pid)) => {
+                Ok(pid) => {
                     if verbose > 0 {
-                        eprintln!("rckpt: restored {pid}, detached");
+                        eprintln!("rckpt: restored {pid}");
                     }
-                    Exit::Ok
+                    if opts.detach {
+                        Exit::Ok
+                    } else {
+                        match restore::wait_exit(pid) {
+                            Ok(restore::Outcome::Exited(code)) => return ExitCode::from(code),
+                            Ok(restore::Outcome::Detached(_)) => Exit::Ok,
+                            Err(e) => fail(&e, Exit::Failed),
+                        }
+                    }
                 }
-                Ok(restore::Outcome::Exited(code)) => return ExitCode::from(code),
                 Err(e) => fail(&e, Exit::of_restore(&e)),
             }
         }

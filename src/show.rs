@@ -57,6 +57,20 @@ pub fn show(dir: &Path) -> Result<String> {
                 what
             );
         }
+        for th in &core.threads {
+            let x = &th.xstate;
+            let _ = writeln!(
+                s,
+                "  thread {} {:?}: rip {:#x} rsp {:#x}, xstate {} bytes (components {:#x}, mxcsr {:#x})",
+                th.tid,
+                th.comm,
+                th.regs.rip,
+                th.regs.rsp,
+                x.len(),
+                crate::arch::xstate::xstate_bv(x),
+                crate::arch::xstate::mxcsr(x)
+            );
+        }
         let handled: Vec<String> = core
             .sigactions
             .iter()

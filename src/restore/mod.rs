@@ -127,17 +127,19 @@ pub enum Outcome {
     Exited(u8),
 }
 
-/// Restores the image in `opts.dir`.
-pub fn restore(opts: &RestoreOptions) -> Result<Outcome> {
+/// Restores the image in `opts.dir` and returns the released root, which is a
+/// child of this process.
+pub fn restore(opts: &RestoreOptions) -> Result<Pid> {
     let set = read::read(&opts.dir)?;
     validate::check_host(&set, opts)?;
     fault::point("restore.validated")?;
     let root = set.pstree.root().pid;
     validate::wait_pid_free(root)?;
     let prepared = task::prepare(&set, opts)?;
-    let restored = task::create_and_release(prepared)?;
-    if opts.detach {
-        return Ok(Outcome::Detached(restored));
-    }
-    task::wait_exit(restored)
+    task::create_and_release(prepared)
+}
+
+/// Waits for a restored root and returns its status (exit code, or 128 + signal).
+pub fn wait_exit(pid: Pid) -> Result<Outcome> {
+    task::wait_exit(pid)
 }

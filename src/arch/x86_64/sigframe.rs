@@ -117,7 +117,15 @@ pub fn build(
     put(&mut b, UC_SIGMASK, mask);
     let fp = &mut b[fp_off..fp_off + xstate_bytes.len()];
     fp.copy_from_slice(xstate_bytes);
-    xstate::write_sw_bytes(fp, xstate_bytes.len(), xstate::xfeatures(xstate_bytes));
+    // The features to restore: every component the saved state holds (ptrace
+    // leaves sw_reserved's xfeatures zero). Components outside that set were in
+    // their initial state, which is what the kernel gives components it does not
+    // restore.
+    xstate::write_sw_bytes(
+        fp,
+        xstate_bytes.len(),
+        xstate::xstate_bv(xstate_bytes) | xstate::FP_SSE,
+    );
     let m2 = fp_off + xstate_bytes.len();
     b[m2..m2 + 4].copy_from_slice(&xstate::FP_XSTATE_MAGIC2.to_le_bytes());
     Frame {

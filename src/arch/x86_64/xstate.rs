@@ -5,6 +5,8 @@ pub const SW_BYTES_OFF: usize = 464;
 pub const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
 pub const FP_XSTATE_MAGIC2: u32 = 0x4650_5845;
 pub const MAGIC2_SIZE: usize = 4;
+/// x87 and SSE components.
+pub const FP_SSE: u64 = 0x3;
 /// Offset of MXCSR in the FXSAVE area.
 pub const MXCSR_OFF: usize = 24;
 /// Offset of the XSAVE header (xstate_bv).
@@ -12,11 +14,6 @@ pub const XSTATE_BV_OFF: usize = 512;
 
 fn get_u64(b: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(b[off..off + 8].try_into().unwrap())
-}
-
-/// The feature mask (XCR0's user part) the dumping kernel recorded in sw_reserved.
-pub fn xfeatures(xstate: &[u8]) -> u64 {
-    get_u64(xstate, SW_BYTES_OFF + 8)
 }
 
 /// Which components hold non-initial state.
