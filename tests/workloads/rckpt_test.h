@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -71,7 +72,7 @@ static void t_ready(void)
 	fflush(stdout);
 }
 
-static void t_say(const char *fmt, ...)
+__attribute__((unused)) static void t_say(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -83,7 +84,7 @@ static void t_say(const char *fmt, ...)
 }
 
 /* Sleeps in short naps until the trigger arrives. */
-static void t_wait_trigger(void)
+__attribute__((unused)) static void t_wait_trigger(void)
 {
 	while (!t_trigger) {
 		struct timespec ts = { 0, 2 * 1000 * 1000 };
@@ -102,7 +103,7 @@ static int t_done(void)
 }
 
 /* A fast 64-bit hash (splitmix-style mixing of each word). */
-static uint64_t t_hash(const void *p, size_t n)
+__attribute__((unused)) static uint64_t t_hash(const void *p, size_t n)
 {
 	const uint64_t *w = p;
 	uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
@@ -118,7 +119,7 @@ static uint64_t t_hash(const void *p, size_t n)
 	return h;
 }
 
-static void t_random(void *p, size_t n)
+__attribute__((unused)) static void t_random(void *p, size_t n)
 {
 	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
 	size_t done = 0;
@@ -133,7 +134,7 @@ static void t_random(void *p, size_t n)
 }
 
 /* The permissions column of /proc/self/maps for the VMA starting at addr. */
-static int t_maps_perms(void *addr, char perms[5])
+__attribute__((unused)) static int t_maps_perms(void *addr, char perms[5])
 {
 	char line[512];
 	FILE *f = fopen("/proc/self/maps", "r");
