@@ -25,6 +25,7 @@ pub struct Control {
 }
 
 pub const STEP_START: u32 = 1;
+pub const STEP_SESSION: u32 = 17;
 pub const STEP_FDS: u32 = 2;
 pub const STEP_UNMAP: u32 = 3;
 pub const STEP_MAP_VMA: u32 = 4;
@@ -44,6 +45,7 @@ pub const STEP_PARKED: u32 = 16;
 pub fn step_name(step: u32) -> &'static str {
     match step {
         STEP_START => "start",
+        STEP_SESSION => "set session and process group",
         STEP_FDS => "install file descriptors",
         STEP_UNMAP => "unmap rckpt's memory",
         STEP_MAP_VMA => "map a VMA",
@@ -240,6 +242,10 @@ pub struct RestoreArgs {
     /// Upper end of the user address space to unmap up to.
     pub task_size: u64,
 
+    /// 1: setsid() (the task led its session); 2: setpgid(0, 0) (it led its
+    /// group only); 0: keep rckpt's (bound with --shell-job).
+    pub session: u32,
+    pub _pad2: u32,
     pub fd_base: i32,
     pub nr_keep: u32,
     pub keep: u64,

@@ -300,6 +300,14 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
             keep_start: base,
             keep_end: base + total,
             task_size: mm::TASK_SIZE,
+            session: if entry.sid == pid {
+                1
+            } else if entry.pgid == pid {
+                2
+            } else {
+                0
+            },
+            _pad2: 0,
             fd_base,
             nr_keep: keep.len() as u32,
             keep: keep_addr,

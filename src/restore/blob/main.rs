@@ -119,6 +119,19 @@ unsafe extern "C" fn main(a: *const RestoreArgs) -> ! {
         let ss = [0u64, SS_DISABLE as u64, 0];
         sc(SYS_SIGALTSTACK, &[ss.as_ptr() as u64, 0]);
 
+        // Its own session or group, as saved (a clone3 child of rckpt leads
+        // neither, so both calls are allowed).
+        step(STEP_SESSION, a.session as u64);
+        match a.session {
+            1 => {
+                ck(sc(SYS_SETSID, &[]));
+            }
+            2 => {
+                ck(sc(SYS_SETPGID, &[0, 0]));
+            }
+            _ => {}
+        }
+
         // Files: every kept fd to fd_base + i, nothing else of rckpt's, then the
         // saved table.
         step(STEP_FDS, 0);
