@@ -71,6 +71,8 @@ pub struct Prepared<'s> {
     entry: BlobEntry,
     fds: FdSetup,
     regs: GpRegs,
+    /// The registers the frame holds.
+    frame_regs: GpRegs,
     frame_rsp: u64,
     insn: u64,
     stop_signal: Option<i32>,
@@ -144,8 +146,12 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
 
     // The frame rt_sigreturn will consume, where the kernel would put a signal
     // frame below the saved stack pointer.
+    // ERESTART_RESTARTBLOCK becomes EINTR here (the kernel's restart block for it
+    // is gone); the other restarts are left to the kernel at release.
     let mut regs = t.regs;
-    arch::apply_restart(&mut regs, false);
+    if arch::restart_kind(&regs) == arch::Restart::Block {
+        arch::apply_restart(&mut regs, false);
+    }
     let (frame_addr, fp_addr) = sigframe::place_below(regs.rsp, t.xstate.len());
     if !frame_fits(mm, frame_addr, regs.rsp) {
         return Err(RestoreError::Invalid(format!(
@@ -368,6 +374,7 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
         },
         fds,
         regs: t.regs,
+        frame_regs: regs,
         frame_rsp: frame.sigreturn_rsp(),
         insn,
         stop_signal: match entry.state {
@@ -491,6 +498,8 @@ pub fn create_and_release(p: Prepared<'_>) -> Result<Pid> {
     fault::point("restore.unmapped")?;
     mm::check_layout(pid, p.mm)?;
 
+    // rt_sigreturn, watched: the frame's registers are checked once the kernel
+    // has taken them.
     let mut r = tracee.regs()?;
     r.rip = p.insn;
     r.rax = arch::NR_RT_SIGRETURN;
@@ -500,14 +509,56 @@ pub fn create_and_release(p: Prepared<'_>) -> Result<Pid> {
     r.gs_base = p.regs.gs_base;
     r.eflags &= !0x100;
     tracee.set_regs(&r)?;
+    for phase in ["rt_sigreturn entry", "rt_sigreturn exit"] {
+        tracee.resume(Resume::Syscall, 0)?;
+        match tracee.wait(Duration::from_secs(10), "rt_sigreturn")? {
+            Stop::Syscall => {}
+            s => {
+                return Err(RestoreError::Crashed {
+                    pid: pid.as_raw(),
+                    step: phase,
+                    stop: s.to_string(),
+                });
+            }
+        }
+    }
+    let mut now = tracee.regs()?;
+    if now.rip != p.frame_regs.rip || now.rsp != p.frame_regs.rsp || now.rax != p.frame_regs.rax {
+        return Err(RestoreError::Crashed {
+            pid: pid.as_raw(),
+            step: "rt_sigreturn",
+            stop: format!("resumed at {:#x}, not {:#x}", now.rip, p.frame_regs.rip),
+        });
+    }
+    // A thread stopped in a restartable syscall: give the kernel back the syscall
+    // number, and let its own signal path decide, when the task leaves the stop
+    // below, between restarting it and EINTR (if a signal with a handler is
+    // already pending), exactly as for a task that was never checkpointed.
+    if arch::restart_kind(&p.regs) == arch::Restart::Again {
+        now.orig_rax = p.regs.orig_rax;
+        tracee.set_regs(&now)?;
+    }
+    tracee.interrupt()?;
+    tracee.resume(Resume::Cont, 0)?;
+    match tracee.wait(Duration::from_secs(10), "the parked task")? {
+        Stop::Interrupt => {}
+        s => {
+            return Err(RestoreError::Crashed {
+                pid: pid.as_raw(),
+                step: "park after rt_sigreturn",
+                stop: s.to_string(),
+            });
+        }
+    }
+    if p.stop_signal.is_some() {
+        // Queued now, taken by get_signal as soon as the task leaves this stop.
+        let _ = kill(pid, Signal::SIGSTOP);
+    }
 
     // Released: the task runs its own code from here on.
     let t = created.tracee.take().unwrap();
     t.detach(0)?;
     std::mem::forget(created);
-    if p.stop_signal.is_some() {
-        let _ = kill(pid, Signal::SIGSTOP);
-    }
     Ok(pid)
 }
 

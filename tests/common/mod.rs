@@ -239,6 +239,8 @@ pub fn dump_ok(pid: i32, dir: &Path, extra: &[&str]) {
 /// A foreground `rckpt restore` whose stdout carries the restored workload's.
 pub struct Restore {
     child: Option<Child>,
+    /// Inode of rckpt's stdout pipe, which the restored task writes to.
+    pub stdout_ino: u64,
     pub out: Lines,
     pub err: Lines,
     pub pid: i32,
@@ -261,10 +263,18 @@ impl Restore {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let out = Lines::new(child.stdout.take().unwrap());
+        let stdout = child.stdout.take().unwrap();
+        let stdout_ino = std::fs::metadata(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&stdout)
+        ))
+        .unwrap()
+        .ino();
+        let out = Lines::new(stdout);
         let err = Lines::new(child.stderr.take().unwrap());
         Restore {
             child: Some(child),
+            stdout_ino,
             out,
             err,
             pid: 0,
@@ -295,6 +305,11 @@ impl Restore {
             wait_child(&mut c, Duration::from_secs(60)).expect("restored workload did not finish");
         let lines = self.out.drain(Duration::from_secs(2)).to_vec();
         (st, lines)
+    }
+
+    /// `--inherit-fd` for a restore of a dump of this restored task.
+    pub fn inherit_stdout(&self) -> String {
+        format!("fd[1]:pipe:[{}]", self.stdout_ino)
     }
 
     pub fn stderr(&mut self) -> String {

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,8 +67,16 @@ static void t_init(int restart)
 	sigaction(SIGUSR2, &sa, NULL);
 }
 
+/* glibc 2.35+ registers an rseq area per thread, in its TCB. */
+extern const ptrdiff_t __rseq_offset __attribute__((weak));
+extern const unsigned int __rseq_size __attribute__((weak));
+
 static void t_ready(void)
 {
+	/* The kernel rewrites the rseq area's CPU fields whenever the task returns
+	 * to user space on another CPU: tests comparing memory skip it. */
+	if (&__rseq_size && __rseq_size)
+		printf("RSEQ %lu\n", (unsigned long)((char *)__builtin_thread_pointer() + __rseq_offset));
 	printf("READY %d\n", getpid());
 	fflush(stdout);
 }
