@@ -70,7 +70,7 @@ impl Exit {
         use crate::restore::RestoreError as E;
         use crate::sys::SysError;
         match e {
-            E::Image { .. } | E::Invalid(_) => Exit::BadImage,
+            E::Image { .. } | E::Invalid(_) | E::PagesCorrupt { .. } => Exit::BadImage,
             E::NoImage { .. } | E::Incomplete { .. } => Exit::NoImage,
             E::Unbound { .. } => Exit::Unsupported,
             E::Mismatch(_) => Exit::Mismatch,

@@ -452,6 +452,14 @@ pub fn create_and_release(p: Prepared<'_>) -> Result<Pid> {
         let step = step_name(st.step);
         match stop {
             Stop::Signal(libc::SIGTRAP) if st.step == STEP_PARKED => break,
+            Stop::Exited(_) if st.step == STEP_CHECK_PAGES => {
+                tracee.forget_now();
+                return Err(RestoreError::PagesCorrupt {
+                    file: rckpt_images::pages::file_name(pid.as_raw()),
+                    addr: st.detail,
+                    pid: pid.as_raw(),
+                });
+            }
             Stop::Exited(_) => {
                 tracee.forget_now();
                 return Err(RestoreError::Step {

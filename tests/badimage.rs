@@ -1,0 +1,118 @@
+//! Damaged images: every corruption is refused with a message naming the file and
+//! the problem, and no process of the image is left (none is even created when
+//! the metadata is bad).
+
+mod common;
+use common::*;
+use std::path::Path;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+fn restore_fails(dir: &Path, pid: i32, key: &str, code: i32, needles: &[&str]) {
+    let (st, _, err) = rckpt(&["restore", "-D", dir.to_str().unwrap(), "--inherit-fd", key], &[]);
+    assert_eq!(st.code(), Some(code), "expected exit {code}: {err}");
+    for n in needles {
+        assert!(err.contains(n), "message lacks {n:?}: {err}");
+    }
+    assert!(!alive(pid), "a process of the image is left: {err}");
+}
+
+/// Rewrites a framed file's version (header crc fixed up, so only the version is wrong).
+fn set_version(path: &Path, version: u16) {
+    let mut b = std::fs::read(path).unwrap();
+    b[10..12].copy_from_slice(&version.to_le_bytes());
+    let c = crc32c::crc32c(&b[0..28]);
+    b[28..32].copy_from_slice(&c.to_le_bytes());
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn damaged_images_are_refused_before_any_process_exists() {
+    let mut w = Workload::spawn("blocking", &["pause", "restored"]);
+    let good = TempDir::new("bad-src");
+    dump_ok(w.pid, good.path(), &[]);
+    w.wait_gone();
+    let pid = w.pid;
+    let key = w.inherit_stdout();
+    let metadata = ["inventory.img".to_string(), "pstree.img".into(), "files.img".into(), format!("core-{pid}.img"), format!("mm-{pid}.img"), format!("fdinfo-{pid}.img")];
+    for name in &metadata {
+        // A flipped byte in the body.
+        let t = TempDir::new("bad");
+        copy_dir(good.path(), t.path());
+        let p = t.file(name);
+        let mut b = std::fs::read(&p).unwrap();
+        let at = 32 + (b.len() - 32) / 2;
+        b[at] ^= 0x5a;
+        std::fs::write(&p, &b).unwrap();
+        restore_fails(t.path(), pid, &key, 65, &[name, "checksum"]);
+
+        // A truncated file.
+        let t = TempDir::new("bad");
+        copy_dir(good.path(), t.path());
+        let p = t.file(name);
+        let b = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &b[..b.len() - 7]).unwrap();
+        let what = if name == "inventory.img" { "truncated" } else { "bytes where the inventory lists" };
+        restore_fails(t.path(), pid, &key, 65, &[name, what]);
+
+        // A version this rckpt does not know.
+        let t = TempDir::new("bad");
+        copy_dir(good.path(), t.path());
+        set_version(&t.file(name), 99);
+        restore_fails(t.path(), pid, &key, 65, &[name, "version 99 is not supported"]);
+
+        // A missing file.
+        let t = TempDir::new("bad");
+        copy_dir(good.path(), t.path());
+        std::fs::remove_file(t.file(name)).unwrap();
+        if name == "inventory.img" {
+            restore_fails(t.path(), pid, &key, 66, &["incomplete checkpoint"]);
+        } else {
+            restore_fails(t.path(), pid, &key, 65, &[name, "missing"]);
+        }
+    }
+
+    // The pages file: truncated is caught before anything runs...
+    let pages = format!("pages-{pid}.img");
+    let t = TempDir::new("bad");
+    copy_dir(good.path(), t.path());
+    let b = std::fs::read(t.file(&pages)).unwrap();
+    std::fs::write(t.file(&pages), &b[..b.len() - 4096]).unwrap();
+    restore_fails(t.path(), pid, &key, 65, &[&pages, "bytes where the inventory lists"]);
+    // ...and a flipped bit in page data by the extent's checksum, after the pages
+    // are read into place and before the task runs any of its own code.
+    let t = TempDir::new("bad");
+    copy_dir(good.path(), t.path());
+    let mut b = std::fs::read(t.file(&pages)).unwrap();
+    let at = b.len() - 100;
+    b[at] ^= 1;
+    std::fs::write(t.file(&pages), &b).unwrap();
+    restore_fails(t.path(), pid, &key, 65, &[&pages, "checksum"]);
+
+    // No image at all.
+    restore_fails(Path::new("/nonexistent/rckpt-image"), pid, &key, 66, &["no image"]);
+
+    // The good image still restores.
+    let mut r = Restore::spawn(good.path(), &["--inherit-fd", &key]);
+    let (st, lines) = r.trigger_and_finish();
+    assert_passed(st, &lines);
+}
+
+#[test]
+fn an_unbound_external_is_named() {
+    let mut w = Workload::spawn("blocking", &["pause", "restored"]);
+    let img = TempDir::new("unbound");
+    dump_ok(w.pid, img.path(), &[]);
+    w.wait_gone();
+    let key = format!("pipe:[{}]", w.stdout_ino);
+    let (st, _, err) = rckpt(&["restore", "-D", img.path().to_str().unwrap()], &[]);
+    assert_eq!(st.code(), Some(69), "{err}");
+    assert!(err.contains(&key) && err.contains(&format!("task {} fd 1", w.pid)) && err.contains("--inherit-fd"), "{err}");
+    assert!(!alive(w.pid));
+}
