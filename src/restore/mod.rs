@@ -54,7 +54,9 @@ pub enum RestoreError {
         detail: u64,
         errno: Errno,
     },
-    #[error("{file}: the page extent at {addr:#x} fails its checksum (the pages file is damaged); task {pid} was not released")]
+    #[error(
+        "{file}: the page extent at {addr:#x} fails its checksum (the pages file is damaged); task {pid} was not released"
+    )]
     PagesCorrupt { file: String, addr: u64, pid: i32 },
     #[error("task {pid} stopped unexpectedly during restore ({stop}) at step '{step}'")]
     Crashed {

@@ -121,3 +121,9 @@ pub fn borrowed(fd: std::os::fd::RawFd) -> std::os::fd::BorrowedFd<'static> {
     // SAFETY: callers only pass descriptors that stay open while the borrow is used.
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
+
+/// Closes every descriptor from `first` up (close_range, Linux 5.9).
+pub fn close_from(first: u32) {
+    // SAFETY: closing descriptors invalidates no memory; the caller owns them.
+    unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) };
+}

@@ -155,6 +155,16 @@ unsafe extern "C" fn main(a: *const RestoreArgs) -> ! {
         step(STEP_UNMAP, 0);
         ck(sc(SYS_MUNMAP, &[0, a.keep_start]));
         ck(sc(SYS_MUNMAP, &[a.keep_end, a.task_size - a.keep_end]));
+
+        // 4. exe_fd and the mm fields, now that rckpt's exe mapping is gone and
+        // before the saved VMAs are mapped: the kernel refuses to change the exe
+        // link while any VMA maps the old exe file, which the saved ones may (a
+        // tree started from the rckpt binary itself). PR_SET_MM_MAP checks only
+        // the values, not the VMAs.
+        step(STEP_MM_MAP, 0);
+        let mut mm = a.mm_map;
+        mm.exe_fd = if a.exe_keep >= 0 { kept(a.exe_keep) as u32 } else { u32::MAX };
+        ck(sc(SYS_PRCTL, &[PR_SET_MM, PR_SET_MM_MAP, &raw const mm as u64, size_of::<PrctlMmMap>() as u64, 0]));
         let vmas = slice::<BlobVma>(a.vmas, a.nr_vmas);
         for v in vmas {
             step(STEP_MAP_VMA, v.start);
@@ -223,12 +233,6 @@ unsafe extern "C" fn main(a: *const RestoreArgs) -> ! {
             step(STEP_VDSO, a.vdso_at);
             ck(sc(SYS_ARCH_PRCTL, &[ARCH_MAP_VDSO_64, a.vdso_at]));
         }
-
-        // 4. exe_fd only now: the old exe mapping is gone.
-        step(STEP_MM_MAP, 0);
-        let mut mm = a.mm_map;
-        mm.exe_fd = if a.exe_keep >= 0 { kept(a.exe_keep) as u32 } else { u32::MAX };
-        ck(sc(SYS_PRCTL, &[PR_SET_MM, PR_SET_MM_MAP, &raw const mm as u64, size_of::<PrctlMmMap>() as u64, 0]));
 
         // 6. Task settings after the mappings.
         let t = &a.thread;
