@@ -12,14 +12,7 @@ fn build_blob(name: &str, src: &str, out_dir: &Path) {
         // The blob must not inherit flags meant for the host crates.
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .args([
-            "--edition",
-            "2024",
-            "--crate-type",
-            "bin",
-            "--crate-name",
-            name,
-        ])
+        .args(["--edition", "2024", "--crate-type", "bin", "--crate-name", name])
         .args([
             "-C",
             "panic=abort",
@@ -30,22 +23,12 @@ fn build_blob(name: &str, src: &str, out_dir: &Path) {
             "-C",
             "debuginfo=0",
             "-C",
-            "strip=symbols",
+            "strip=debuginfo",
         ])
-        .args([
-            "-C",
-            "link-arg=-nostartfiles",
-            "-C",
-            "link-arg=-nostdlib",
-            "-C",
-            "link-arg=-static-pie",
-        ])
-        .args([
-            "-C",
-            "link-arg=-Wl,--build-id=none",
-            "-C",
-            "link-arg=-Wl,-z,norelro",
-        ])
+        .args(["-C", "link-arg=-nostartfiles", "-C", "link-arg=-nostdlib", "-C", "link-arg=-static-pie"])
+        // Entry points only rckpt refers to must survive --gc-sections.
+        .args(["-C", "link-arg=-Wl,--undefined=thread_start"])
+        .args(["-C", "link-arg=-Wl,--build-id=none", "-C", "link-arg=-Wl,-z,norelro"])
         .args(["--cfg", "blob"])
         .arg("-o")
         .arg(&out)

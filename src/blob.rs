@@ -31,16 +31,15 @@ pub struct Blob {
     entry: u64,
     /// (offset, addend) of each R_X86_64_RELATIVE.
     relocs: Vec<(u64, u64)>,
+    /// Offsets of the entry points other than the ELF entry (`thread_start`, ...).
+    symbols: Vec<(String, u64)>,
 }
 
 impl Blob {
     pub fn parse(bytes: &[u8]) -> Result<Blob, BlobError> {
         let elf = Elf::parse(bytes).map_err(|e| BlobError::Elf(e.to_string()))?;
-        let loads: Vec<_> = elf
-            .program_headers
-            .iter()
-            .filter(|p| p.p_type == goblin::elf::program_header::PT_LOAD)
-            .collect();
+        let loads: Vec<_> =
+            elf.program_headers.iter().filter(|p| p.p_type == goblin::elf::program_header::PT_LOAD).collect();
         if loads.is_empty() {
             return Err(BlobError::Layout("no loadable segment"));
         }
@@ -68,12 +67,7 @@ impl Blob {
             return Err(BlobError::Layout("writable data shares a page with code"));
         }
         let mut relocs = Vec::new();
-        for r in elf
-            .dynrelas
-            .iter()
-            .chain(elf.dynrels.iter())
-            .chain(elf.pltrelocs.iter())
-        {
+        for r in elf.dynrelas.iter().chain(elf.dynrels.iter()).chain(elf.pltrelocs.iter()) {
             if r.r_type != R_X86_64_RELATIVE {
                 return Err(BlobError::Relocation(r.r_type));
             }
@@ -85,12 +79,17 @@ impl Blob {
         if elf.entry >= exec_end {
             return Err(BlobError::Layout("entry point outside the code"));
         }
-        Ok(Blob {
-            image,
-            exec_end,
-            entry: elf.entry,
-            relocs,
-        })
+        let mut symbols = Vec::new();
+        for sym in elf.syms.iter() {
+            if let Some(name) = elf.strtab.get_at(sym.st_name)
+                && name.ends_with("_start")
+                && sym.st_value > 0
+                && sym.st_value < exec_end
+            {
+                symbols.push((name.to_string(), sym.st_value));
+            }
+        }
+        Ok(Blob { image, exec_end, entry: elf.entry, relocs, symbols })
     }
 
     pub fn size(&self) -> u64 {
@@ -105,6 +104,11 @@ impl Blob {
         self.entry
     }
 
+    /// Offset of a named entry point.
+    pub fn symbol(&self, name: &str) -> Option<u64> {
+        self.symbols.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+
     /// The memory image relocated to run at `base`.
     pub fn relocated(&self, base: u64) -> Vec<u8> {
         let mut img = self.image.clone();
@@ -115,24 +119,19 @@ impl Blob {
     pub fn relocate_into(&self, base: u64, img: &mut [u8]) {
         img[..self.image.len()].copy_from_slice(&self.image);
         for &(off, addend) in &self.relocs {
-            img[off as usize..off as usize + 8]
-                .copy_from_slice(&base.wrapping_add(addend).to_le_bytes());
+            img[off as usize..off as usize + 8].copy_from_slice(&base.wrapping_add(addend).to_le_bytes());
         }
     }
 }
 
 pub fn parasite() -> &'static Blob {
     static B: OnceLock<Blob> = OnceLock::new();
-    B.get_or_init(|| {
-        Blob::parse(PARASITE_ELF).expect("the parasite blob built by build.rs is valid")
-    })
+    B.get_or_init(|| Blob::parse(PARASITE_ELF).expect("the parasite blob built by build.rs is valid"))
 }
 
 pub fn restorer() -> &'static Blob {
     static B: OnceLock<Blob> = OnceLock::new();
-    B.get_or_init(|| {
-        Blob::parse(RESTORER_ELF).expect("the restorer blob built by build.rs is valid")
-    })
+    B.get_or_init(|| Blob::parse(RESTORER_ELF).expect("the restorer blob built by build.rs is valid"))
 }
 
 #[cfg(test)]
@@ -146,6 +145,12 @@ mod tests {
             let img = b.relocated(0x7000_0000_0000);
             assert_eq!(img.len() as u64, b.size());
         }
+    }
+
+    #[test]
+    fn parasite_has_a_thread_entry() {
+        assert!(parasite().symbol("thread_start").is_some());
+        assert!(parasite().symbol("_start").is_some());
     }
 
     #[test]

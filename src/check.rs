@@ -5,12 +5,8 @@ use std::fmt::Write;
 use crate::sys::Pid;
 
 fn kernel_at_least(major: u32, minor: u32) -> bool {
-    let rel = nix::sys::utsname::uname()
-        .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut it = rel
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|p| p.parse::<u32>().ok());
+    let rel = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
+    let mut it = rel.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
     let (a, b) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
     (a, b) >= (major, minor)
 }
@@ -24,72 +20,33 @@ pub fn check() -> (String, bool) {
         p.scan(
             0,
             0x1000,
-            crate::sys::pagemap::Query {
-                required: 0,
-                excluded: 0,
-                any_of: crate::sys::pagemap::PAGE_IS_PRESENT,
-            },
+            crate::sys::pagemap::Query { required: 0, excluded: 0, any_of: crate::sys::pagemap::PAGE_IS_PRESENT },
             &mut v,
         )
     });
-    rows.push((
-        "PAGEMAP_SCAN ioctl (6.7)",
-        scan.is_ok(),
-        scan.err().map(|e| e.to_string()).unwrap_or_default(),
-    ));
+    rows.push(("PAGEMAP_SCAN ioctl (6.7)", scan.is_ok(), scan.err().map(|e| e.to_string()).unwrap_or_default()));
     let pidfd = crate::sys::pidfd::open(me);
-    rows.push((
-        "pidfd_open (5.3) / pidfd_getfd (5.6)",
-        pidfd.is_ok(),
-        String::new(),
-    ));
-    rows.push((
-        "clone3 with set_tid (5.5)",
-        kernel_at_least(5, 5),
-        String::new(),
-    ));
-    rows.push((
-        "PTRACE_GET_RSEQ_CONFIGURATION (5.13)",
-        kernel_at_least(5, 13),
-        String::new(),
-    ));
-    rows.push((
-        "PR_TIMER_CREATE_RESTORE_IDS (6.13)",
-        kernel_at_least(6, 13),
-        String::new(),
-    ));
+    rows.push(("pidfd_open (5.3) / pidfd_getfd (5.6)", pidfd.is_ok(), String::new()));
+    rows.push(("clone3 with set_tid (5.5)", kernel_at_least(5, 5), String::new()));
+    rows.push(("PTRACE_GET_RSEQ_CONFIGURATION (5.13)", kernel_at_least(5, 13), String::new()));
+    rows.push(("PR_TIMER_CREATE_RESTORE_IDS (6.13)", kernel_at_least(6, 13), String::new()));
     let vdso = crate::restore::validate::own_vdso();
-    let vdso_ok = vdso
-        .as_ref()
-        .is_ok_and(|(_, _, b)| crate::parasite::find_syscall_insn(b).is_some());
+    let vdso_ok = vdso.as_ref().is_ok_and(|(_, _, b)| crate::parasite::find_syscall_insn(b).is_some());
     rows.push((
         "vDSO with a syscall instruction",
         vdso_ok,
         vdso.map(|(v, c, b)| format!("[vvar] {v} B, [vvar_vclock] {c} B, [vdso] {} B", b.len()))
             .unwrap_or_else(|e| e.to_string()),
     ));
-    let caps = crate::proc::thread_status(me, me)
-        .map(|s| s.capeff)
-        .unwrap_or(0);
+    let caps = crate::proc::thread_status(me, me).map(|s| s.capeff).unwrap_or(0);
     let has = |c: u32| caps & (1u64 << c) != 0;
-    rows.push((
-        "CAP_SYS_PTRACE (trace other users' tasks)",
-        has(19),
-        String::new(),
-    ));
-    rows.push((
-        "CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN (set_tid, exe link)",
-        has(40) || has(21),
-        String::new(),
-    ));
-    let yama = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
-        .ok()
-        .map(|s| s.trim().to_string());
+    rows.push(("CAP_SYS_PTRACE (trace other users' tasks)", has(19), String::new()));
+    rows.push(("CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN (set_tid, exe link)", has(40) || has(21), String::new()));
+    let yama = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").ok().map(|s| s.trim().to_string());
     rows.push((
         "ptrace allowed (yama ptrace_scope < 3)",
         yama.as_deref() != Some("3"),
-        yama.map(|y| format!("ptrace_scope {y}"))
-            .unwrap_or_default(),
+        yama.map(|y| format!("ptrace_scope {y}")).unwrap_or_default(),
     ));
     let blobs = std::panic::catch_unwind(|| {
         crate::blob::parasite();
@@ -105,11 +62,7 @@ pub fn check() -> (String, bool) {
             s,
             "{:<8} {name}{}",
             if *ok { "ok" } else { "missing" },
-            if note.is_empty() {
-                String::new()
-            } else {
-                format!(" ({note})")
-            }
+            if note.is_empty() { String::new() } else { format!(" ({note})") }
         );
     }
     (s, all)

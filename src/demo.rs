@@ -49,13 +49,9 @@ pub fn workload() -> Exit {
     for tick in 1u64.. {
         step(&mut state, tick);
         let sum = checksum(&state);
-        if writeln!(
-            out,
-            "tick {tick:3}  pid {}  state checksum {sum:016x}",
-            std::process::id()
-        )
-        .and_then(|_| out.flush())
-        .is_err()
+        if writeln!(out, "tick {tick:3}  pid {}  state checksum {sum:016x}", std::process::id())
+            .and_then(|_| out.flush())
+            .is_err()
         {
             return Exit::Ok;
         }
@@ -64,11 +60,7 @@ pub fn workload() -> Exit {
     Exit::Ok
 }
 
-fn relay(
-    lines: &mut impl Iterator<Item = std::io::Result<String>>,
-    n: usize,
-    tag: &str,
-) -> anyhow::Result<String> {
+fn relay(lines: &mut impl Iterator<Item = std::io::Result<String>>, n: usize, tag: &str) -> anyhow::Result<String> {
     let mut last = String::new();
     for _ in 0..n {
         let l = lines.next().context("the workload stopped printing")??;
@@ -79,17 +71,11 @@ fn relay(
 }
 
 fn tick_of(line: &str) -> u64 {
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0)
+    line.split_whitespace().nth(1).and_then(|t| t.parse().ok()).unwrap_or(0)
 }
 
 fn checksum_of(line: &str) -> u64 {
-    line.split_whitespace()
-        .last()
-        .and_then(|t| u64::from_str_radix(t, 16).ok())
-        .unwrap_or(0)
+    line.split_whitespace().last().and_then(|t| u64::from_str_radix(t, 16).ok()).unwrap_or(0)
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -106,19 +92,12 @@ pub fn run() -> anyhow::Result<()> {
         .spawn()?;
     let pid = Pid::from_raw(child.id() as i32);
     let stdout = child.stdout.take().unwrap();
-    let key = format!(
-        "pipe:[{}]",
-        std::fs::metadata(format!("/proc/self/fd/{}", stdout.as_raw_fd()))?.ino()
-    );
+    let key = format!("pipe:[{}]", std::fs::metadata(format!("/proc/self/fd/{}", stdout.as_raw_fd()))?.ino());
     let mut lines = BufReader::new(stdout).lines();
     let before = relay(&mut lines, TICKS_BEFORE, "original")?;
 
     println!("rckpt demo: rckpt dump -t {pid} -D {}", dir.display());
-    let report = crate::dump::dump(&crate::dump::DumpOptions {
-        pid,
-        dir: dir.clone(),
-        leave_running: false,
-    })?;
+    let report = crate::dump::dump(&crate::dump::DumpOptions { pid, dir: dir.clone(), leave_running: false })?;
     // rckpt, as tracer and parent, has already reaped it.
     let _ = child.wait();
     println!(
@@ -132,26 +111,16 @@ pub fn run() -> anyhow::Result<()> {
     // Its stdout was a pipe to us: the restored workload gets a new one, bound
     // to the old pipe's name as `--inherit-fd fd[N]:pipe:[...]` would.
     let (r, w): (OwnedFd, OwnedFd) = nix::unistd::pipe()?;
-    println!(
-        "rckpt demo: rckpt restore -D {} --inherit-fd 'fd[{}]:{key}'",
-        dir.display(),
-        w.as_raw_fd()
-    );
+    println!("rckpt demo: rckpt restore -D {} --inherit-fd 'fd[{}]:{key}'", dir.display(), w.as_raw_fd());
     let t0 = Instant::now();
     let opts = RestoreOptions {
         dir: dir.clone(),
         detach: true,
-        inherit: vec![InheritFd {
-            fd: w.as_raw_fd(),
-            key,
-        }],
+        inherit: vec![InheritFd { fd: w.as_raw_fd(), key }],
         shell_job: false,
     };
     let restored = crate::restore::restore(&opts)?;
-    println!(
-        "rckpt demo: restored pid {restored} in {:.1} ms",
-        t0.elapsed().as_secs_f64() * 1e3
-    );
+    println!("rckpt demo: restored pid {restored} in {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
     drop(w);
     let mut lines = BufReader::new(std::fs::File::from(r)).lines();
     let first = relay(&mut lines, 1, "restored")?;
@@ -168,10 +137,7 @@ pub fn run() -> anyhow::Result<()> {
         );
     }
     if checksum_of(&last) != expected_checksum(tick_of(&last)) {
-        bail!(
-            "the restored workload's state differs from an uninterrupted run's at tick {}",
-            tick_of(&last)
-        );
+        bail!("the restored workload's state differs from an uninterrupted run's at tick {}", tick_of(&last));
     }
     println!(
         "rckpt demo: the workload continued from tick {} to {} with the same pid {pid}, its state checksum matching an uninterrupted run",

@@ -32,19 +32,10 @@ pub fn build_id_of(buf: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let header = goblin::elf::Elf::parse_header(buf).ok()?;
-    let container = if header.e_ident[4] == 2 {
-        Container::Big
-    } else {
-        Container::Little
-    };
-    let endian = if header.e_ident[5] == 1 {
-        Endian::Little
-    } else {
-        Endian::Big
-    };
+    let container = if header.e_ident[4] == 2 { Container::Big } else { Container::Little };
+    let endian = if header.e_ident[5] == 1 { Endian::Little } else { Endian::Big };
     let ctx = Ctx::new(container, endian);
-    let phs =
-        ProgramHeader::parse(buf, header.e_phoff as usize, header.e_phnum as usize, ctx).ok()?;
+    let phs = ProgramHeader::parse(buf, header.e_phoff as usize, header.e_phnum as usize, ctx).ok()?;
     for ph in phs.iter().filter(|p| p.p_type == PT_NOTE) {
         let start = ph.p_offset as usize;
         let end = start.checked_add(ph.p_filesz as usize)?;
@@ -56,9 +47,7 @@ pub fn build_id_of(buf: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn find_gnu_build_id(mut notes: &[u8]) -> Option<Vec<u8>> {
-    let word = |b: &[u8], i: usize| -> Option<u32> {
-        Some(u32::from_le_bytes(b.get(i..i + 4)?.try_into().ok()?))
-    };
+    let word = |b: &[u8], i: usize| -> Option<u32> { Some(u32::from_le_bytes(b.get(i..i + 4)?.try_into().ok()?)) };
     let pad = |n: usize| n.div_ceil(4) * 4;
     while notes.len() >= 12 {
         let namesz = word(notes, 0)? as usize;

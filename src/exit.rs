@@ -58,10 +58,7 @@ impl Exit {
             E::NoTask(_) => Exit::NoTask,
             E::BadImageDir { .. } => Exit::Usage,
             E::Sys(SysError::Timeout { .. }) => Exit::Timeout,
-            E::Sys(SysError::Task {
-                errno: nix::errno::Errno::EPERM,
-                ..
-            }) => Exit::Permission,
+            E::Sys(SysError::Task { errno: nix::errno::Errno::EPERM, .. }) => Exit::Permission,
             _ => Exit::Failed,
         }
     }

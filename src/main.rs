@@ -9,11 +9,7 @@ use rckpt::sys::Pid;
 use rckpt::{dump, restore};
 
 #[derive(Parser)]
-#[command(
-    name = "rckpt",
-    version,
-    about = "Checkpoint and restore Linux process trees from user space"
-)]
+#[command(name = "rckpt", version, about = "Checkpoint and restore Linux process trees from user space")]
 struct Cli {
     /// More output (-v: steps and timings).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -77,27 +73,15 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() {
-                Exit::Usage.code()
-            } else {
-                0
-            };
+            let code = if e.use_stderr() { Exit::Usage.code() } else { 0 };
             let _ = e.print();
             return ExitCode::from(code);
         }
     };
     let verbose = cli.verbose;
     let code = match cli.cmd {
-        Cmd::Dump {
-            pid,
-            dir,
-            leave_running,
-        } => {
-            let opts = dump::DumpOptions {
-                pid: Pid::from_raw(pid),
-                dir,
-                leave_running,
-            };
+        Cmd::Dump { pid, dir, leave_running } => {
+            let opts = dump::DumpOptions { pid: Pid::from_raw(pid), dir, leave_running };
             match dump::dump(&opts) {
                 Ok(r) => {
                     if verbose > 0 {
@@ -120,12 +104,7 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e, Exit::of_dump(&e)),
             }
         }
-        Cmd::Restore {
-            dir,
-            detach,
-            inherit_fd,
-            shell_job,
-        } => {
+        Cmd::Restore { dir, detach, inherit_fd, shell_job } => {
             let opts = match restore::RestoreOptions::new(dir, detach, &inherit_fd, shell_job) {
                 Ok(o) => o,
                 Err(e) => return ExitCode::from(fail(&e, Exit::Usage).code()),

@@ -12,13 +12,7 @@ pub fn show(dir: &Path) -> Result<String> {
     let set = read::read(dir)?;
     let mut s = String::new();
     let inv = &set.inventory;
-    let _ = writeln!(
-        s,
-        "image {}: written by {} on kernel {}",
-        dir.display(),
-        inv.tool,
-        inv.kernel_release
-    );
+    let _ = writeln!(s, "image {}: written by {} on kernel {}", dir.display(), inv.tool, inv.kernel_release);
     for t in &set.pstree.tasks {
         let core = &set.cores[&t.pid];
         let mm = &set.mms[&t.pid];

@@ -15,10 +15,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn restore_fails(dir: &Path, pid: i32, key: &str, code: i32, needles: &[&str]) {
-    let (st, _, err) = rckpt(
-        &["restore", "-D", dir.to_str().unwrap(), "--inherit-fd", key],
-        &[],
-    );
+    let (st, _, err) = rckpt(&["restore", "-D", dir.to_str().unwrap(), "--inherit-fd", key], &[]);
     assert_eq!(st.code(), Some(code), "expected exit {code}: {err}");
     for n in needles {
         assert!(err.contains(n), "message lacks {n:?}: {err}");
@@ -68,24 +65,14 @@ fn damaged_images_are_refused_before_any_process_exists() {
         let p = t.file(name);
         let b = std::fs::read(&p).unwrap();
         std::fs::write(&p, &b[..b.len() - 7]).unwrap();
-        let what = if name == "inventory.img" {
-            "truncated"
-        } else {
-            "bytes where the inventory lists"
-        };
+        let what = if name == "inventory.img" { "truncated" } else { "bytes where the inventory lists" };
         restore_fails(t.path(), pid, &key, 65, &[name, what]);
 
         // A version this rckpt does not know.
         let t = TempDir::new("bad");
         copy_dir(good.path(), t.path());
         set_version(&t.file(name), 99);
-        restore_fails(
-            t.path(),
-            pid,
-            &key,
-            65,
-            &[name, "version 99 is not supported"],
-        );
+        restore_fails(t.path(), pid, &key, 65, &[name, "version 99 is not supported"]);
 
         // A missing file.
         let t = TempDir::new("bad");
@@ -104,13 +91,7 @@ fn damaged_images_are_refused_before_any_process_exists() {
     copy_dir(good.path(), t.path());
     let b = std::fs::read(t.file(&pages)).unwrap();
     std::fs::write(t.file(&pages), &b[..b.len() - 4096]).unwrap();
-    restore_fails(
-        t.path(),
-        pid,
-        &key,
-        65,
-        &[&pages, "bytes where the inventory lists"],
-    );
+    restore_fails(t.path(), pid, &key, 65, &[&pages, "bytes where the inventory lists"]);
     // ...and a flipped bit in page data by the extent's checksum, after the pages
     // are read into place and before the task runs any of its own code.
     let t = TempDir::new("bad");
@@ -122,13 +103,7 @@ fn damaged_images_are_refused_before_any_process_exists() {
     restore_fails(t.path(), pid, &key, 65, &[&pages, "checksum"]);
 
     // No image at all.
-    restore_fails(
-        Path::new("/nonexistent/rckpt-image"),
-        pid,
-        &key,
-        66,
-        &["no image"],
-    );
+    restore_fails(Path::new("/nonexistent/rckpt-image"), pid, &key, 66, &["no image"]);
 
     // The good image still restores.
     let mut r = Restore::spawn(good.path(), &["--inherit-fd", &key]);
@@ -146,9 +121,7 @@ fn an_unbound_external_is_named() {
     let (st, _, err) = rckpt(&["restore", "-D", img.path().to_str().unwrap()], &[]);
     assert_eq!(st.code(), Some(69), "{err}");
     assert!(
-        err.contains(&key)
-            && err.contains(&format!("task {} fd 1", w.pid))
-            && err.contains("--inherit-fd"),
+        err.contains(&key) && err.contains(&format!("task {} fd 1", w.pid)) && err.contains("--inherit-fd"),
         "{err}"
     );
     assert!(!alive(w.pid));

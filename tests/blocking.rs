@@ -11,15 +11,11 @@ fn restored(mode: &str) {
     w.wait_gone();
     let mut r = Restore::spawn(img.path(), &["--inherit-fd", &w.inherit_stdout()]);
     if mode == "nanosleep" {
-        r.out
-            .wait_for("NANOSLEEP EINTR", std::time::Duration::from_secs(10));
+        r.out.wait_for("NANOSLEEP EINTR", std::time::Duration::from_secs(10));
     } else {
         // Still waiting: nothing has woken it.
         std::thread::sleep(std::time::Duration::from_millis(200));
-        assert!(
-            alive(r.pid),
-            "{mode}: the restored task ended before it was signalled"
-        );
+        assert!(alive(r.pid), "{mode}: the restored task ended before it was signalled");
     }
     let (st, lines) = r.trigger_and_finish();
     assert_passed(st, &lines);
@@ -31,10 +27,7 @@ fn running(mode: &str) {
     let img = TempDir::new(&format!("blocking-lr-{mode}"));
     dump_ok(w.pid, img.path(), &["--leave-running"]);
     std::thread::sleep(std::time::Duration::from_millis(200));
-    assert!(
-        alive(w.pid),
-        "{mode}: the task ended after a --leave-running dump"
-    );
+    assert!(alive(w.pid), "{mode}: the task ended after a --leave-running dump");
     let (st, lines) = w.trigger_and_finish();
     assert_passed(st, &lines);
 }

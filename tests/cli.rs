@@ -8,10 +8,7 @@ use common::*;
 fn demo_runs_and_the_workload_continues() {
     let (st, out, err) = rckpt(&["demo"], &[]);
     assert!(st.success(), "demo failed: {out}\n{err}");
-    assert!(
-        out.contains("continued from tick 5 to 6") && out.contains("matching an uninterrupted run"),
-        "{out}"
-    );
+    assert!(out.contains("continued from tick 5 to 6") && out.contains("matching an uninterrupted run"), "{out}");
 }
 
 #[test]
@@ -38,10 +35,7 @@ fn usage_errors_exit_64_and_help_exits_0() {
 fn dumping_a_missing_task_exits_67() {
     let img = TempDir::new("notask");
     // pid_max here is 32768 or more; a pid beyond every live one.
-    let (st, _, err) = rckpt(
-        &["dump", "-t", "4194000", "-D", img.path().to_str().unwrap()],
-        &[],
-    );
+    let (st, _, err) = rckpt(&["dump", "-t", "4194000", "-D", img.path().to_str().unwrap()], &[]);
     assert_eq!(st.code(), Some(67), "{err}");
     assert!(err.contains("no task 4194000"), "{err}");
 }
@@ -53,10 +47,7 @@ fn show_describes_an_image() {
     dump_ok(w.pid, img.path(), &["--leave-running"]);
     let (st, out, err) = rckpt(&["show", "-D", img.path().to_str().unwrap()], &[]);
     assert!(st.success(), "{err}");
-    assert!(
-        out.contains(&format!("task {} ", w.pid)) && out.contains("external pipe:["),
-        "{out}"
-    );
+    assert!(out.contains(&format!("task {} ", w.pid)) && out.contains("external pipe:["), "{out}");
     let (st, lines) = w.trigger_and_finish();
     assert_passed(st, &lines);
 }

@@ -7,25 +7,13 @@ use std::time::Duration;
 
 fn state(pid: i32) -> char {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    s.rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .chars()
-        .next()
-        .unwrap()
+    s.rsplit(')').next().unwrap().split_whitespace().next().unwrap().chars().next().unwrap()
 }
 
 fn wait_state(pid: i32, want: char) {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while state(pid) != want {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "task {pid} is {} not {want}",
-            state(pid)
-        );
+        assert!(std::time::Instant::now() < deadline, "task {pid} is {} not {want}", state(pid));
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -41,11 +29,7 @@ fn a_stopped_task_comes_back_stopped() {
     let mut r = Restore::spawn(img.path(), &["--inherit-fd", &w.inherit_stdout()]);
     wait_state(r.pid, 'T');
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(
-        state(r.pid),
-        'T',
-        "the restored task left its stop by itself"
-    );
+    assert_eq!(state(r.pid), 'T', "the restored task left its stop by itself");
     signal(r.pid, libc::SIGCONT);
     let (st, lines) = r.trigger_and_finish();
     assert_passed(st, &lines);
@@ -80,10 +64,7 @@ fn memory(pid: i32) -> Vec<(String, Vec<u8>)> {
             continue;
         }
         let (s, e) = range.split_once('-').unwrap();
-        let (s, e) = (
-            u64::from_str_radix(s, 16).unwrap(),
-            u64::from_str_radix(e, 16).unwrap(),
-        );
+        let (s, e) = (u64::from_str_radix(s, 16).unwrap(), u64::from_str_radix(e, 16).unwrap());
         let mut buf = vec![0u8; (e - s) as usize];
         mem.read_exact_at(&mut buf, s).unwrap();
         out.push((line.to_string(), buf));
@@ -96,11 +77,7 @@ fn fds(pid: i32) -> Vec<String> {
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
-            format!(
-                "{} -> {}",
-                e.file_name().to_string_lossy(),
-                std::fs::read_link(e.path()).unwrap().display()
-            )
+            format!("{} -> {}", e.file_name().to_string_lossy(), std::fs::read_link(e.path()).unwrap().display())
         })
         .collect();
     v.sort();
@@ -113,16 +90,8 @@ fn snapshot_of(w: &Workload) -> (String, Vec<(String, Vec<u8>)>, Vec<String>, St
     let mut s = snapshot(w.pid);
     if let Some(rseq) = w.line_value("RSEQ") {
         for (line, bytes) in s.1.iter_mut() {
-            let (a, b) = line
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .split_once('-')
-                .unwrap();
-            let (a, b) = (
-                u64::from_str_radix(a, 16).unwrap(),
-                u64::from_str_radix(b, 16).unwrap(),
-            );
+            let (a, b) = line.split_whitespace().next().unwrap().split_once('-').unwrap();
+            let (a, b) = (u64::from_str_radix(a, 16).unwrap(), u64::from_str_radix(b, 16).unwrap());
             if (a..b).contains(&rseq) {
                 let off = (rseq - a) as usize;
                 let end = (off + 32).min(bytes.len());
@@ -135,19 +104,12 @@ fn snapshot_of(w: &Workload) -> (String, Vec<(String, Vec<u8>)>, Vec<String>, St
 
 fn snapshot(pid: i32) -> (String, Vec<(String, Vec<u8>)>, Vec<String>, String) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let sig: String = status
-        .lines()
-        .filter(|l| l.starts_with("Sig") || l.starts_with("Shd"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let sig: String =
+        status.lines().filter(|l| l.starts_with("Sig") || l.starts_with("Shd")).collect::<Vec<_>>().join("\n");
     (maps(pid), memory(pid), fds(pid), sig)
 }
 
-fn assert_same(
-    w: &Workload,
-    before: &(String, Vec<(String, Vec<u8>)>, Vec<String>, String),
-    what: &str,
-) {
+fn assert_same(w: &Workload, before: &(String, Vec<(String, Vec<u8>)>, Vec<String>, String), what: &str) {
     let pid = w.pid;
     let after = snapshot_of(w);
     assert_eq!(before.0, after.0, "{what}: /proc/{pid}/maps changed");
@@ -155,18 +117,8 @@ fn assert_same(
     assert_eq!(before.3, after.3, "{what}: signal state changed");
     for (b, a) in before.1.iter().zip(after.1.iter()) {
         let diff: Vec<usize> =
-            b.1.iter()
-                .zip(a.1.iter())
-                .enumerate()
-                .filter(|(_, (x, y))| x != y)
-                .map(|(i, _)| i)
-                .collect();
-        assert!(
-            diff.is_empty(),
-            "{what}: memory of {} changed at offsets {:x?}",
-            b.0,
-            &diff[..diff.len().min(16)]
-        );
+            b.1.iter().zip(a.1.iter()).enumerate().filter(|(_, (x, y))| x != y).map(|(i, _)| i).collect();
+        assert!(diff.is_empty(), "{what}: memory of {} changed at offsets {:x?}", b.0, &diff[..diff.len().min(16)]);
     }
 }
 
@@ -188,29 +140,14 @@ fn failed_dumps_leave_the_task_untouched() {
     let mut w = Workload::spawn("blocking", &["pause", "running"]);
     std::thread::sleep(Duration::from_millis(50));
     let before = snapshot_of(&w);
-    for point in [
-        "dump.freeze",
-        "dump.collect",
-        "dump.infected",
-        "dump.pages",
-        "dump.cured",
-        "dump.before-inventory",
-    ] {
+    for point in ["dump.freeze", "dump.collect", "dump.infected", "dump.pages", "dump.cured", "dump.before-inventory"] {
         let img = TempDir::new("faulted");
         let pid = w.pid.to_string();
-        let (st, _, err) = rckpt(
-            &["dump", "-t", &pid, "-D", img.path().to_str().unwrap()],
-            &[("RCKPT_FAULT", point)],
-        );
+        let (st, _, err) = rckpt(&["dump", "-t", &pid, "-D", img.path().to_str().unwrap()], &[("RCKPT_FAULT", point)]);
         assert!(!st.success(), "{point}: the dump did not fail");
         assert!(err.contains(point), "{point}: {err}");
-        assert!(
-            !img.file("inventory.img").exists(),
-            "{point}: an inventory was written"
-        );
-        let left: Vec<_> = std::fs::read_dir(img.path())
-            .map(|d| d.flatten().collect())
-            .unwrap_or_default();
+        assert!(!img.file("inventory.img").exists(), "{point}: an inventory was written");
+        let left: Vec<_> = std::fs::read_dir(img.path()).map(|d| d.flatten().collect()).unwrap_or_default();
         assert!(left.is_empty(), "{point}: files left behind: {left:?}");
         assert_same(&w, &before, point);
     }
@@ -226,10 +163,7 @@ fn an_unsupported_fd_refuses_the_dump_naming_it() {
     let img = TempDir::new("refused");
     let (st, err) = dump(w.pid, img.path(), &[]);
     assert_eq!(st.code(), Some(69), "{err}");
-    assert!(
-        err.contains(&format!("task {}", w.pid)) && err.contains("fd 5") && err.contains("socket"),
-        "{err}"
-    );
+    assert!(err.contains(&format!("task {}", w.pid)) && err.contains("fd 5") && err.contains("socket"), "{err}");
     assert_same(&w, &before, "after a refused dump");
     assert!(alive(w.pid));
     let (st, lines) = w.trigger_and_finish();
@@ -243,10 +177,7 @@ fn unsupported_memory_refuses_the_dump_naming_the_mapping() {
         let img = TempDir::new("refused-mem");
         let (st, err) = dump(w.pid, img.path(), &[]);
         assert_eq!(st.code(), Some(69), "{kind}: {err}");
-        assert!(
-            err.contains(&format!("task {}: mapping 0x", w.pid)),
-            "{kind}: {err}"
-        );
+        assert!(err.contains(&format!("task {}: mapping 0x", w.pid)), "{kind}: {err}");
         let (st, lines) = w.trigger_and_finish();
         assert_passed(st, &lines);
     }
@@ -262,21 +193,12 @@ fn twenty_cycles_without_accumulating_mappings() {
     let mut r = Restore::spawn(img0.path(), &["--inherit-fd", &w.inherit_stdout()]);
     let mut keep = vec![img0];
     for i in 1..20 {
-        assert_eq!(
-            maps(r.pid).lines().count(),
-            original,
-            "cycle {i}: mappings accumulate:\n{}",
-            maps(r.pid)
-        );
+        assert_eq!(maps(r.pid).lines().count(), original, "cycle {i}: mappings accumulate:\n{}", maps(r.pid));
         let img = TempDir::new("cycle");
         dump_ok(r.pid, img.path(), &[]);
         let key = r.inherit_stdout();
         let (st, _) = r.finish();
-        assert_eq!(
-            st.code(),
-            Some(128 + 9),
-            "cycle {i}: the dumped task did not die by SIGKILL"
-        );
+        assert_eq!(st.code(), Some(128 + 9), "cycle {i}: the dumped task did not die by SIGKILL");
         r = Restore::spawn(img.path(), &["--inherit-fd", &key]);
         assert_eq!(r.pid, w.pid);
         keep.push(img);
@@ -286,11 +208,6 @@ fn twenty_cycles_without_accumulating_mappings() {
     }
     let (st, lines) = r.trigger_and_finish();
     assert_passed(st, &lines);
-    let ticks = lines
-        .iter()
-        .find_map(|l| l.strip_prefix("TICKS "))
-        .unwrap()
-        .parse::<u64>()
-        .unwrap();
+    let ticks = lines.iter().find_map(|l| l.strip_prefix("TICKS ")).unwrap().parse::<u64>().unwrap();
     assert!(ticks > 0);
 }

@@ -15,21 +15,10 @@ use rckpt::sys::{Pid, RemoteAddr, remote};
 fn vdso_insn(pid: Pid) -> RemoteAddr {
     let maps = maps(pid.as_raw());
     let line = maps.lines().find(|l| l.ends_with("[vdso]")).unwrap();
-    let (s, e) = line
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .split_once('-')
-        .unwrap();
-    let (s, e) = (
-        u64::from_str_radix(s, 16).unwrap(),
-        u64::from_str_radix(e, 16).unwrap(),
-    );
+    let (s, e) = line.split_whitespace().next().unwrap().split_once('-').unwrap();
+    let (s, e) = (u64::from_str_radix(s, 16).unwrap(), u64::from_str_radix(e, 16).unwrap());
     let mut code = vec![0u8; (e - s) as usize];
-    ProcMem::open(pid, false)
-        .unwrap()
-        .read_exact(RemoteAddr(s), &mut code)
-        .unwrap();
+    ProcMem::open(pid, false).unwrap().read_exact(RemoteAddr(s), &mut code).unwrap();
     RemoteAddr(s + find_syscall_insn(&code).unwrap() as u64)
 }
 
@@ -52,37 +41,14 @@ fn remote_getpid_then_parasite_then_cure_leave_the_victim_unchanged() {
     let fds_before = fds(w.pid);
     {
         let mut t = Tracee::seize(pid, opts::TRACESYSGOOD).unwrap();
-        assert_eq!(
-            t.interrupt_and_wait(Duration::from_secs(5)).unwrap(),
-            Stop::Interrupt
-        );
-        let orig = OrigState {
-            regs: t.regs().unwrap(),
-            xstate: t.xstate().unwrap(),
-            sigmask: t.sigmask().unwrap(),
-        };
+        assert_eq!(t.interrupt_and_wait(Duration::from_secs(5)).unwrap(), Stop::Interrupt);
+        let orig = OrigState { regs: t.regs().unwrap(), xstate: t.xstate().unwrap(), sigmask: t.sigmask().unwrap() };
         let insn = vdso_insn(pid);
 
         let mut sigs = Vec::new();
-        let r = remote::syscall(
-            &mut t,
-            insn,
-            &orig.regs,
-            libc::SYS_getpid,
-            [0; 6],
-            &mut sigs,
-        )
-        .unwrap();
+        let r = remote::syscall(&mut t, insn, &orig.regs, libc::SYS_getpid, [0; 6], &mut sigs).unwrap();
         assert_eq!(r, w.pid as i64, "remote getpid");
-        let r = remote::syscall(
-            &mut t,
-            insn,
-            &orig.regs,
-            libc::SYS_gettid,
-            [0; 6],
-            &mut sigs,
-        )
-        .unwrap();
+        let r = remote::syscall(&mut t, insn, &orig.regs, libc::SYS_gettid, [0; 6], &mut sigs).unwrap();
         assert_eq!(r, w.pid as i64, "remote gettid");
 
         let mut inf = Infected::infect(&mut t, insn, orig.clone()).unwrap();
@@ -90,10 +56,7 @@ fn remote_getpid_then_parasite_then_cure_leave_the_victim_unchanged() {
         // The victim's SIGUSR2 handler, as the parasite sees it from inside.
         assert!(misc.sigactions[libc::SIGUSR2 as usize - 1].handler > 1);
         assert!(misc.brk > 0);
-        assert_eq!(
-            misc.rlimits[libc::RLIMIT_NOFILE as usize].cur,
-            rlimit_nofile()
-        );
+        assert_eq!(misc.rlimits[libc::RLIMIT_NOFILE as usize].cur, rlimit_nofile());
         let deferred = inf.cure().unwrap();
         assert!(deferred.is_empty());
         assert_eq!(t.regs().unwrap().rip, orig.regs.rip);
@@ -106,10 +69,7 @@ fn remote_getpid_then_parasite_then_cure_leave_the_victim_unchanged() {
 }
 
 fn rlimit_nofile() -> u64 {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit fills the struct.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
     // The victim closed nothing of ours but inherits our limits.
@@ -122,10 +82,8 @@ fn rckpt_killed_while_the_parasite_runs_leaves_a_running_task() {
     std::thread::sleep(Duration::from_millis(50));
     let img = TempDir::new("killed");
     let pid = w.pid.to_string();
-    let (st, _, _) = rckpt(
-        &["dump", "-t", &pid, "-D", img.path().to_str().unwrap()],
-        &[("RCKPT_FAULT", "dump.infected:kill")],
-    );
+    let (st, _, _) =
+        rckpt(&["dump", "-t", &pid, "-D", img.path().to_str().unwrap()], &[("RCKPT_FAULT", "dump.infected:kill")]);
     assert_eq!(st.code(), None, "rckpt was not killed");
     std::thread::sleep(Duration::from_millis(200));
     assert!(alive(w.pid), "the task died with rckpt");

@@ -188,17 +188,9 @@ pub struct Prctl {
 impl TaskCore {
     pub fn validate(&self) -> Result<(), ImageError> {
         let pid = self.pid;
-        check(!self.threads.is_empty(), || {
-            format!("task {pid}: no threads")
-        })?;
-        check(self.threads[0].tid == pid, || {
-            format!("task {pid}: first thread is not the leader")
-        })?;
+        check(!self.threads.is_empty(), || format!("task {pid}: no threads"))?;
         check(self.sigactions.len() == NSIG, || {
-            format!(
-                "task {pid}: {} signal actions, not 64",
-                self.sigactions.len()
-            )
+            format!("task {pid}: {} signal actions, not 64", self.sigactions.len())
         })?;
         for t in &self.threads {
             t.validate(pid)?;
@@ -206,40 +198,26 @@ impl TaskCore {
         for s in &self.shared_pending {
             s.validate(pid)?;
         }
-        check(self.shared_pending.len() <= 1 << 16, || {
-            format!("task {pid}: too many pending signals")
-        })?;
+        check(self.shared_pending.len() <= 1 << 16, || format!("task {pid}: too many pending signals"))?;
         let mut seen = 0u32;
         for r in &self.rlimits {
-            check(r.resource < RLIMIT_COUNT, || {
-                format!("task {pid}: rlimit resource {}", r.resource)
-            })?;
-            check(seen & (1 << r.resource) == 0, || {
-                format!("task {pid}: rlimit {} twice", r.resource)
-            })?;
+            check(r.resource < RLIMIT_COUNT, || format!("task {pid}: rlimit resource {}", r.resource))?;
+            check(seen & (1 << r.resource) == 0, || format!("task {pid}: rlimit {} twice", r.resource))?;
             seen |= 1 << r.resource;
-            check(r.cur <= r.max, || {
-                format!("task {pid}: rlimit {} soft above hard", r.resource)
-            })?;
+            check(r.cur <= r.max, || format!("task {pid}: rlimit {} soft above hard", r.resource))?;
         }
-        check(self.posix_timers.len() <= 1 << 16, || {
-            format!("task {pid}: too many timers")
-        })?;
+        check(seen == (1 << RLIMIT_COUNT) - 1, || format!("task {pid}: not all {RLIMIT_COUNT} rlimits are saved"))?;
+        check(self.posix_timers.len() <= 1 << 16, || format!("task {pid}: too many timers"))?;
         for t in &self.posix_timers {
             check(t.id >= 0, || format!("task {pid}: timer id {}", t.id))?;
-            check(t.signo >= 0 && t.signo <= 64, || {
-                format!("task {pid}: timer signal {}", t.signo)
-            })?;
+            check(t.signo >= 0 && t.signo <= 64, || format!("task {pid}: timer signal {}", t.signo))?;
         }
-        check(self.umask <= 0o777, || {
-            format!("task {pid}: umask {:o}", self.umask)
-        })?;
+        check(self.umask <= 0o777, || format!("task {pid}: umask {:o}", self.umask))?;
         for p in [&self.cwd, &self.root] {
             crate::check_abs_path(p)?;
         }
-        check((0..=64).contains(&self.prctl.pdeath_signal), || {
-            format!("task {pid}: pdeath signal")
-        })?;
+        check((0..=64).contains(&self.prctl.pdeath_signal), || format!("task {pid}: pdeath signal"))?;
+        check((0..=1).contains(&self.prctl.dumpable), || format!("task {pid}: dumpable {}", self.prctl.dumpable))?;
         Ok(())
     }
 }
@@ -248,32 +226,19 @@ impl ThreadCore {
     fn validate(&self, pid: i32) -> Result<(), ImageError> {
         let tid = self.tid;
         check(tid > 0, || format!("task {pid}: tid {tid}"))?;
-        check(self.comm.len() < 16 && !self.comm.contains('\0'), || {
-            format!("thread {tid}: comm too long")
+        check(self.comm.len() < 16 && !self.comm.contains('\0'), || format!("thread {tid}: comm too long"))?;
+        check((XSTATE_MIN..=XSTATE_MAX).contains(&self.xstate.len()) && self.xstate.len() % 64 == 0, || {
+            format!("thread {tid}: xstate of {} bytes", self.xstate.len())
         })?;
-        check(
-            (XSTATE_MIN..=XSTATE_MAX).contains(&self.xstate.len()) && self.xstate.len() % 64 == 0,
-            || format!("thread {tid}: xstate of {} bytes", self.xstate.len()),
-        )?;
-        check(self.pending.len() <= 1 << 16, || {
-            format!("thread {tid}: too many pending signals")
-        })?;
+        check(self.pending.len() <= 1 << 16, || format!("thread {tid}: too many pending signals"))?;
         for s in &self.pending {
             s.validate(pid)?;
         }
-        check(self.creds.groups.len() <= 65536, || {
-            format!("thread {tid}: too many groups")
-        })?;
-        check(self.sched.affinity.len() <= 128, || {
-            format!("thread {tid}: affinity mask too long")
-        })?;
-        check((-20..=19).contains(&self.sched.nice), || {
-            format!("thread {tid}: nice {}", self.sched.nice)
-        })?;
+        check(self.creds.groups.len() <= 65536, || format!("thread {tid}: too many groups"))?;
+        check(self.sched.affinity.len() <= 128, || format!("thread {tid}: affinity mask too long"))?;
+        check((-20..=19).contains(&self.sched.nice), || format!("thread {tid}: nice {}", self.sched.nice))?;
         if let Some(r) = self.rseq {
-            check(r.len >= 32 && r.len <= 4096, || {
-                format!("thread {tid}: rseq length {}", r.len)
-            })?;
+            check(r.len >= 32 && r.len <= 4096, || format!("thread {tid}: rseq length {}", r.len))?;
         }
         Ok(())
     }
@@ -281,12 +246,8 @@ impl ThreadCore {
 
 impl SigInfo {
     fn validate(&self, pid: i32) -> Result<(), ImageError> {
-        check(self.0.len() == SIGINFO_LEN, || {
-            format!("task {pid}: siginfo of {} bytes", self.0.len())
-        })?;
+        check(self.0.len() == SIGINFO_LEN, || format!("task {pid}: siginfo of {} bytes", self.0.len()))?;
         let signo = self.signo();
-        check((1..=64).contains(&signo), || {
-            format!("task {pid}: pending signal {signo}")
-        })
+        check((1..=64).contains(&signo), || format!("task {pid}: pending signal {signo}"))
     }
 }

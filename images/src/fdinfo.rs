@@ -30,13 +30,9 @@ impl FdTable {
     pub fn validate(&self, nr_files: usize) -> Result<(), ImageError> {
         let mut prev = -1;
         for e in &self.fds {
-            check(e.fd > prev && e.fd < FD_MAX, || {
-                format!("task {}: fd {} out of order or range", self.pid, e.fd)
-            })?;
+            check(e.fd > prev && e.fd < FD_MAX, || format!("task {}: fd {} out of order or range", self.pid, e.fd))?;
             prev = e.fd;
-            check((e.file as usize) < nr_files, || {
-                format!("task {}: fd {} names file {}", self.pid, e.fd, e.file)
-            })?;
+            check((e.file as usize) < nr_files, || format!("task {}: fd {} names file {}", self.pid, e.fd, e.file))?;
         }
         Ok(())
     }

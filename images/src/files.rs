@@ -51,14 +51,12 @@ impl FilesImage {
     pub fn validate(&self) -> Result<(), ImageError> {
         check(self.files.len() <= 1 << 20, || "too many open files".into())?;
         for (i, f) in self.files.iter().enumerate() {
-            check(f.id as usize == i, || {
-                format!("file id {} at index {i}", f.id)
-            })?;
+            check(f.id as usize == i, || format!("file id {} at index {i}", f.id))?;
             match &f.kind {
                 FileKind::Path(p) => crate::check_abs_path(&p.path)?,
-                FileKind::External { key } => check(!key.is_empty() && key.len() < 4096, || {
-                    format!("file {}: external key", f.id)
-                })?,
+                FileKind::External { key } => {
+                    check(!key.is_empty() && key.len() < 4096, || format!("file {}: external key", f.id))?
+                }
             }
         }
         Ok(())

@@ -23,9 +23,7 @@ pub const MAGIC: [u8; 8] = *b"RCKPTIMG";
 pub const HEADER_LEN: usize = 32;
 
 /// Every kind of image file. The numbers are on disk: never reuse one.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[repr(u16)]
 pub enum Kind {
     Inventory = 1,
@@ -39,15 +37,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
-        Kind::Inventory,
-        Kind::PsTree,
-        Kind::Core,
-        Kind::Mm,
-        Kind::Files,
-        Kind::FdInfo,
-        Kind::Pages,
-    ];
+    pub const ALL: [Kind; 7] =
+        [Kind::Inventory, Kind::PsTree, Kind::Core, Kind::Mm, Kind::Files, Kind::FdInfo, Kind::Pages];
 
     pub fn from_u16(v: u16) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| *k as u16 == v)
@@ -121,11 +112,7 @@ impl Header {
     /// Decodes and checks a header; `expect` is the kind the caller wants.
     pub fn decode(bytes: &[u8], expect: Kind) -> Result<Header, ImageError> {
         if bytes.len() < HEADER_LEN {
-            return Err(ImageError::Truncated {
-                what: "header",
-                need: HEADER_LEN as u64,
-                have: bytes.len() as u64,
-            });
+            return Err(ImageError::Truncated { what: "header", need: HEADER_LEN as u64, have: bytes.len() as u64 });
         }
         if bytes[0..8] != MAGIC {
             return Err(ImageError::BadMagic);
@@ -137,39 +124,21 @@ impl Header {
         let raw_kind = u16::from_le_bytes(bytes[8..10].try_into().unwrap());
         let kind = Kind::from_u16(raw_kind).ok_or(ImageError::UnknownKind(raw_kind))?;
         if kind != expect {
-            return Err(ImageError::WrongKind {
-                expected: expect,
-                found: kind,
-            });
+            return Err(ImageError::WrongKind { expected: expect, found: kind });
         }
         let version = u16::from_le_bytes(bytes[10..12].try_into().unwrap());
         if !kind.accepted_versions().contains(&version) {
-            return Err(ImageError::UnsupportedVersion {
-                kind,
-                version,
-                accepted: kind.accepted_versions(),
-            });
+            return Err(ImageError::UnsupportedVersion { kind, version, accepted: kind.accepted_versions() });
         }
         if bytes[12..16] != [0; 4] {
-            return Err(ImageError::Invalid(
-                "reserved header bytes are not zero".into(),
-            ));
+            return Err(ImageError::Invalid("reserved header bytes are not zero".into()));
         }
         let body_len = u64::from_le_bytes(bytes[16..24].try_into().unwrap());
         if body_len > kind.body_cap() {
-            return Err(ImageError::TooLarge {
-                kind,
-                len: body_len,
-                cap: kind.body_cap(),
-            });
+            return Err(ImageError::TooLarge { kind, len: body_len, cap: kind.body_cap() });
         }
         let body_crc = u32::from_le_bytes(bytes[24..28].try_into().unwrap());
-        Ok(Header {
-            kind,
-            version,
-            body_len,
-            body_crc,
-        })
+        Ok(Header { kind, version, body_len, body_crc })
     }
 }
 
@@ -177,18 +146,10 @@ impl Header {
 pub fn encode<T: Serialize>(kind: Kind, value: &T) -> Result<Vec<u8>, ImageError> {
     let body = postcard::to_allocvec(value).map_err(|e| ImageError::Encode(e.to_string()))?;
     if body.len() as u64 > kind.body_cap() {
-        return Err(ImageError::TooLarge {
-            kind,
-            len: body.len() as u64,
-            cap: kind.body_cap(),
-        });
+        return Err(ImageError::TooLarge { kind, len: body.len() as u64, cap: kind.body_cap() });
     }
-    let header = Header {
-        kind,
-        version: kind.current_version(),
-        body_len: body.len() as u64,
-        body_crc: crc32c::crc32c(&body),
-    };
+    let header =
+        Header { kind, version: kind.current_version(), body_len: body.len() as u64, body_crc: crc32c::crc32c(&body) };
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
     out.extend_from_slice(&header.encode());
     out.extend_from_slice(&body);
@@ -200,11 +161,7 @@ pub fn unframe(bytes: &[u8], kind: Kind) -> Result<(Header, &[u8]), ImageError> 
     let header = Header::decode(bytes, kind)?;
     let have = (bytes.len() - HEADER_LEN) as u64;
     if have < header.body_len {
-        return Err(ImageError::Truncated {
-            what: "body",
-            need: header.body_len,
-            have,
-        });
+        return Err(ImageError::Truncated { what: "body", need: header.body_len, have });
     }
     if have > header.body_len {
         return Err(ImageError::TrailingBytes(have - header.body_len));
@@ -218,8 +175,7 @@ pub fn unframe(bytes: &[u8], kind: Kind) -> Result<(Header, &[u8]), ImageError> 
 
 /// Decodes a postcard body, refusing trailing bytes.
 pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ImageError> {
-    let (value, rest) =
-        postcard::take_from_bytes::<T>(body).map_err(|e| ImageError::Decode(e.to_string()))?;
+    let (value, rest) = postcard::take_from_bytes::<T>(body).map_err(|e| ImageError::Decode(e.to_string()))?;
     if !rest.is_empty() {
         return Err(ImageError::TrailingBytes(rest.len() as u64));
     }

@@ -49,25 +49,17 @@ pub enum ExternalKind {
 
 impl Inventory {
     pub fn validate(&self) -> Result<(), ImageError> {
-        check(self.root_pid > 0, || {
-            format!("root pid {} is not positive", self.root_pid)
-        })?;
+        check(self.root_pid > 0, || format!("root pid {} is not positive", self.root_pid))?;
         let mut names: Vec<&str> = self.images.iter().map(|f| f.name.as_str()).collect();
         names.sort_unstable();
         names.dedup();
-        check(names.len() == self.images.len(), || {
-            "an image file is listed twice".into()
-        })?;
+        check(names.len() == self.images.len(), || "an image file is listed twice".into())?;
         for f in &self.images {
             crate::check_file_name(&f.name)?;
-            check(f.kind != Kind::Inventory, || {
-                format!("{} is listed as an inventory", f.name)
-            })?;
+            check(f.kind != Kind::Inventory, || format!("{} is listed as an inventory", f.name))?;
         }
         for e in &self.externals {
-            check(!e.key.is_empty() && e.key.len() < 4096, || {
-                "external key length is out of range".into()
-            })?;
+            check(!e.key.is_empty() && e.key.len() < 4096, || "external key length is out of range".into())?;
         }
         Ok(())
     }

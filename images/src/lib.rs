@@ -31,19 +31,11 @@ pub enum ImageError {
     #[error("expected a {expected} image, found a {found} image")]
     WrongKind { expected: Kind, found: Kind },
     #[error("{kind} image version {version} is not supported (this rckpt reads {accepted:?})")]
-    UnsupportedVersion {
-        kind: Kind,
-        version: u16,
-        accepted: &'static [u16],
-    },
+    UnsupportedVersion { kind: Kind, version: u16, accepted: &'static [u16] },
     #[error("{kind} body of {len} bytes exceeds the cap of {cap}")]
     TooLarge { kind: Kind, len: u64, cap: u64 },
     #[error("truncated {what}: need {need} bytes, have {have}")]
-    Truncated {
-        what: &'static str,
-        need: u64,
-        have: u64,
-    },
+    Truncated { what: &'static str, need: u64, have: u64 },
     #[error("{0} trailing bytes")]
     TrailingBytes(u64),
     #[error("failed to decode: {0}")]
@@ -55,11 +47,7 @@ pub enum ImageError {
 }
 
 pub(crate) fn check(ok: bool, msg: impl FnOnce() -> String) -> Result<(), ImageError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(ImageError::Invalid(msg()))
-    }
+    if ok { Ok(()) } else { Err(ImageError::Invalid(msg())) }
 }
 
 /// Names of files inside an image directory: plain names, no separators.
@@ -77,10 +65,7 @@ pub(crate) fn check_file_name(name: &str) -> Result<(), ImageError> {
 
 /// Paths named by an image (files to reopen): absolute, bounded, no NUL.
 pub(crate) fn check_abs_path(path: &str) -> Result<(), ImageError> {
-    check(
-        path.starts_with('/') && path.len() < 4096 && !path.contains('\0'),
-        || format!("bad path {path:?}"),
-    )
+    check(path.starts_with('/') && path.len() < 4096 && !path.contains('\0'), || format!("bad path {path:?}"))
 }
 
 /// A metadata image kind: its frame kind and its decoders, one per accepted version.
@@ -144,11 +129,8 @@ pub struct ImageSet {
 impl ImageSet {
     /// Names of the per-task files the inventory must list for this tree.
     pub fn expected_files(pstree: &pstree::PsTree) -> Vec<(String, Kind)> {
-        let mut v = vec![
-            (pstree::FILE_NAME.to_string(), Kind::PsTree),
-            (files::FILE_NAME.to_string(), Kind::Files),
-        ];
-        for t in &pstree.tasks {
+        let mut v = vec![(pstree::FILE_NAME.to_string(), Kind::PsTree), (files::FILE_NAME.to_string(), Kind::Files)];
+        for t in pstree.tasks.iter().filter(|t| !t.state.is_zombie()) {
             v.push((core::file_name(t.pid), Kind::Core));
             v.push((mm::file_name(t.pid), Kind::Mm));
             v.push((fdinfo::file_name(t.pid), Kind::FdInfo));
@@ -165,66 +147,36 @@ impl ImageSet {
         self.pstree.validate()?;
         self.files.validate()?;
         check(self.pstree.root().pid == inv.root_pid, || {
-            format!(
-                "inventory root {} is not the first task {}",
-                inv.root_pid,
-                self.pstree.root().pid
-            )
+            format!("inventory root {} is not the first task {}", inv.root_pid, self.pstree.root().pid)
         })?;
         let expected = Self::expected_files(&self.pstree);
         for (name, kind) in &expected {
-            let f = inv.file(name).ok_or_else(|| {
-                ImageError::Invalid(format!("the inventory does not list {name}"))
-            })?;
-            check(f.kind == *kind, || {
-                format!("{name} is listed as {}, not {kind}", f.kind)
-            })?;
+            let f = inv.file(name).ok_or_else(|| ImageError::Invalid(format!("the inventory does not list {name}")))?;
+            check(f.kind == *kind, || format!("{name} is listed as {}, not {kind}", f.kind))?;
         }
-        check(inv.images.len() == expected.len(), || {
-            "the inventory lists files of no task".into()
-        })?;
-        check(self.cores.len() == self.pstree.tasks.len(), || {
-            "core images do not match the pid array".into()
-        })?;
-        check(self.mms.len() == self.pstree.tasks.len(), || {
-            "mm images do not match the pid array".into()
-        })?;
-        check(self.fdtables.len() == self.pstree.tasks.len(), || {
-            "fdinfo images do not match the pid array".into()
-        })?;
-        for t in &self.pstree.tasks {
+        check(inv.images.len() == expected.len(), || "the inventory lists files of no task".into())?;
+        let live = self.pstree.tasks.iter().filter(|t| !t.state.is_zombie()).count();
+        check(self.cores.len() == live, || "core images do not match the pid array".into())?;
+        check(self.mms.len() == live, || "mm images do not match the pid array".into())?;
+        check(self.fdtables.len() == live, || "fdinfo images do not match the pid array".into())?;
+        for t in self.pstree.tasks.iter().filter(|t| !t.state.is_zombie()) {
             let pid = t.pid;
-            let core = self
-                .cores
-                .get(&pid)
-                .ok_or_else(|| ImageError::Invalid(format!("no core image for task {pid}")))?;
-            check(core.pid == pid, || {
-                format!("core image of task {pid} says {}", core.pid)
-            })?;
+            let core =
+                self.cores.get(&pid).ok_or_else(|| ImageError::Invalid(format!("no core image for task {pid}")))?;
+            check(core.pid == pid, || format!("core image of task {pid} says {}", core.pid))?;
             core.validate()?;
             let tids: Vec<i32> = core.threads.iter().map(|t| t.tid).collect();
-            check(tids == t.threads, || {
-                format!("task {pid}: threads in core and pstree differ")
-            })?;
-            let mm = self
-                .mms
-                .get(&pid)
-                .ok_or_else(|| ImageError::Invalid(format!("no mm image for task {pid}")))?;
-            check(mm.pid == pid, || {
-                format!("mm image of task {pid} says {}", mm.pid)
-            })?;
-            check(mm.pages_file == pages::file_name(pid), || {
-                format!("task {pid}: pages file {}", mm.pages_file)
-            })?;
+            check(tids == t.threads, || format!("task {pid}: threads in core and pstree differ"))?;
+            let mm = self.mms.get(&pid).ok_or_else(|| ImageError::Invalid(format!("no mm image for task {pid}")))?;
+            check(mm.pid == pid, || format!("mm image of task {pid} says {}", mm.pid))?;
+            check(mm.pages_file == pages::file_name(pid), || format!("task {pid}: pages file {}", mm.pages_file))?;
             let pages_size = inv.file(&mm.pages_file).map(|f| f.size).unwrap_or(0);
             mm.validate(pages_size)?;
             let fdt = self
                 .fdtables
                 .get(&pid)
                 .ok_or_else(|| ImageError::Invalid(format!("no fdinfo image for task {pid}")))?;
-            check(fdt.pid == pid, || {
-                format!("fdinfo image of task {pid} says {}", fdt.pid)
-            })?;
+            check(fdt.pid == pid, || format!("fdinfo image of task {pid} says {}", fdt.pid))?;
             fdt.validate(self.files.files.len())?;
         }
         for f in &self.files.files {

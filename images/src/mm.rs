@@ -159,15 +159,11 @@ impl MmImage {
     /// file as the inventory lists it.
     pub fn validate(&self, pages_size: u64) -> Result<(), ImageError> {
         let pid = self.pid;
-        check(self.vmas.len() <= 1 << 20, || {
-            format!("task {pid}: too many VMAs")
-        })?;
+        check(self.vmas.len() <= 1 << 20, || format!("task {pid}: too many VMAs"))?;
         check(self.auxv.len() % 2 == 0 && self.auxv.len() <= 1024, || {
             format!("task {pid}: auxv length {}", self.auxv.len())
         })?;
-        check(self.files.len() <= 1 << 20, || {
-            format!("task {pid}: too many mapped files")
-        })?;
+        check(self.files.len() <= 1 << 20, || format!("task {pid}: too many mapped files"))?;
         for f in &self.files {
             crate::check_abs_path(&f.path)?;
             if let Some(b) = &f.build_id {
@@ -175,125 +171,79 @@ impl MmImage {
             }
         }
         if let Some(e) = self.exe {
-            check((e as usize) < self.files.len(), || {
-                format!("task {pid}: exe file index {e}")
-            })?;
+            check((e as usize) < self.files.len(), || format!("task {pid}: exe file index {e}"))?;
         }
         let mut prev_end = 0u64;
         let mut vdso_seen = 0;
         for v in &self.vmas {
             let what = || format!("task {pid}: VMA {:#x}-{:#x}", v.start, v.end);
-            check(
-                aligned(v.start) && aligned(v.end) && v.start < v.end,
-                || format!("{} is not page aligned", what()),
-            )?;
-            check(v.start >= prev_end, || {
-                format!("{} overlaps or is out of order", what())
-            })?;
+            check(aligned(v.start) && aligned(v.end) && v.start < v.end, || format!("{} is not page aligned", what()))?;
+            check(v.start >= prev_end, || format!("{} overlaps or is out of order", what()))?;
             prev_end = v.end;
             if v.kind == VmaKind::Vsyscall {
-                check(v.start == VSYSCALL_START, || {
-                    format!("{}: vsyscall at the wrong place", what())
-                })?;
+                check(v.start == VSYSCALL_START, || format!("{}: vsyscall at the wrong place", what()))?;
             } else {
-                check(v.end <= TASK_SIZE_MAX, || {
-                    format!("{} is above the user address space", what())
-                })?;
+                check(v.end <= TASK_SIZE_MAX, || format!("{} is above the user address space", what()))?;
             }
-            check(v.prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) == 0, || {
-                format!("{}: protection bits", what())
-            })?;
-            check(v.flags & !vmflags::ALL == 0, || {
-                format!("{}: unknown flags", what())
-            })?;
+            check(v.prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) == 0, || format!("{}: protection bits", what()))?;
+            check(v.flags & !vmflags::ALL == 0, || format!("{}: unknown flags", what()))?;
             if let Some(n) = &v.anon_name {
-                check(n.len() < 80 && !n.contains('\0'), || {
-                    format!("{}: anon name", what())
-                })?;
+                check(n.len() < 80 && !n.contains('\0'), || format!("{}: anon name", what()))?;
             }
             match &v.kind {
                 VmaKind::File { file, offset } => {
-                    check((*file as usize) < self.files.len(), || {
-                        format!("{}: file index {file}", what())
-                    })?;
-                    check(aligned(*offset), || {
-                        format!("{}: file offset not aligned", what())
-                    })?;
+                    check((*file as usize) < self.files.len(), || format!("{}: file index {file}", what()))?;
+                    check(aligned(*offset), || format!("{}: file offset not aligned", what()))?;
                 }
                 VmaKind::Vvar | VmaKind::VvarVclock | VmaKind::Vdso => vdso_seen += 1,
                 _ => {}
             }
         }
         if vdso_seen > 0 {
-            let d = self.vdso.as_ref().ok_or_else(|| {
-                ImageError::Invalid(format!("task {pid}: vDSO VMAs without vDSO data"))
+            let d = self
+                .vdso
+                .as_ref()
+                .ok_or_else(|| ImageError::Invalid(format!("task {pid}: vDSO VMAs without vDSO data")))?;
+            check(d.vdso_bytes.len() as u64 <= 64 * PAGE_SIZE && aligned(d.vdso_bytes.len() as u64), || {
+                format!("task {pid}: vDSO of {} bytes", d.vdso_bytes.len())
             })?;
-            check(
-                d.vdso_bytes.len() as u64 <= 64 * PAGE_SIZE && aligned(d.vdso_bytes.len() as u64),
-                || format!("task {pid}: vDSO of {} bytes", d.vdso_bytes.len()),
-            )?;
-            check(
-                d.vvar_start + d.vvar_size + d.vvar_vclock_size == d.vdso_start,
-                || format!("task {pid}: vDSO block is not contiguous"),
-            )?;
+            check(d.vvar_start + d.vvar_size + d.vvar_vclock_size == d.vdso_start, || {
+                format!("task {pid}: vDSO block is not contiguous")
+            })?;
         }
         crate::check_file_name(&self.pages_file)?;
         let mut vi = 0usize;
         let mut prev = 0u64;
         let mut next_off = crate::pages::HEADER_LEN;
-        check(self.extents.len() <= 1 << 24, || {
-            format!("task {pid}: too many page extents")
-        })?;
+        check(self.extents.len() <= 1 << 24, || format!("task {pid}: too many page extents"))?;
         for e in &self.extents {
             let what = || format!("task {pid}: page extent at {:#x}", e.start);
-            check(
-                aligned(e.start) && e.nr_pages > 0 && e.nr_pages <= TASK_SIZE_MAX / PAGE_SIZE,
-                || format!("{} is malformed", what()),
-            )?;
-            check(e.start >= prev, || {
-                format!("{} overlaps or is out of order", what())
+            check(aligned(e.start) && e.nr_pages > 0 && e.nr_pages <= TASK_SIZE_MAX / PAGE_SIZE, || {
+                format!("{} is malformed", what())
             })?;
-            let end = e
-                .start
-                .checked_add(e.len())
-                .ok_or_else(|| ImageError::Invalid(format!("{} overflows", what())))?;
+            check(e.start >= prev, || format!("{} overlaps or is out of order", what()))?;
+            let end =
+                e.start.checked_add(e.len()).ok_or_else(|| ImageError::Invalid(format!("{} overflows", what())))?;
             prev = end;
             while vi < self.vmas.len() && self.vmas[vi].end <= e.start {
                 vi += 1;
             }
-            let v = self
-                .vmas
-                .get(vi)
-                .ok_or_else(|| ImageError::Invalid(format!("{} is outside every VMA", what())))?;
-            check(v.start <= e.start && end <= v.end, || {
-                format!("{} is not inside one VMA", what())
-            })?;
-            check(v.kind.has_pages(v.shared), || {
-                format!("{} is in a VMA whose pages are not saved", what())
-            })?;
+            let v = self.vmas.get(vi).ok_or_else(|| ImageError::Invalid(format!("{} is outside every VMA", what())))?;
+            check(v.start <= e.start && end <= v.end, || format!("{} is not inside one VMA", what()))?;
+            check(v.kind.has_pages(v.shared), || format!("{} is in a VMA whose pages are not saved", what()))?;
             // Extents are laid out back to back in address order: offsets are derived,
             // so a damaged offset is caught here, not by a read past the end.
-            check(e.offset == next_off, || {
-                format!(
-                    "{}: offset {} where {} was expected",
-                    what(),
-                    e.offset,
-                    next_off
-                )
-            })?;
+            check(e.offset == next_off, || format!("{}: offset {} where {} was expected", what(), e.offset, next_off))?;
             next_off += e.len();
         }
         check(next_off == pages_size, || {
             format!("task {pid}: pages file holds {pages_size} bytes, extents need {next_off}")
         })?;
         let f = &self.fields;
-        check(
-            f.start_code <= f.end_code && f.start_data <= f.end_data && f.start_brk <= f.brk,
-            || format!("task {pid}: mm fields out of order"),
-        )?;
-        check(f.arg_start <= f.arg_end && f.env_start <= f.env_end, || {
-            format!("task {pid}: arg/env bounds")
+        check(f.start_code <= f.end_code && f.start_data <= f.end_data && f.start_brk <= f.brk, || {
+            format!("task {pid}: mm fields out of order")
         })?;
+        check(f.arg_start <= f.arg_end && f.env_start <= f.env_end, || format!("task {pid}: arg/env bounds"))?;
         Ok(())
     }
 

@@ -25,11 +25,7 @@ pub fn header(pid: i32) -> Vec<u8> {
 
 pub fn check_header(bytes: &[u8], pid: i32) -> Result<(), ImageError> {
     if bytes.len() < 20 {
-        return Err(ImageError::Truncated {
-            what: "pages header",
-            need: 20,
-            have: bytes.len() as u64,
-        });
+        return Err(ImageError::Truncated { what: "pages header", need: 20, have: bytes.len() as u64 });
     }
     if bytes[0..8] != MAGIC {
         return Err(ImageError::BadMagic);
@@ -39,17 +35,11 @@ pub fn check_header(bytes: &[u8], pid: i32) -> Result<(), ImageError> {
     }
     let version = u16::from_le_bytes(bytes[10..12].try_into().unwrap());
     if version != VERSION {
-        return Err(ImageError::UnsupportedVersion {
-            kind: Kind::Pages,
-            version,
-            accepted: &[VERSION],
-        });
+        return Err(ImageError::UnsupportedVersion { kind: Kind::Pages, version, accepted: &[VERSION] });
     }
     let owner = i32::from_le_bytes(bytes[12..16].try_into().unwrap());
     if owner != pid {
-        return Err(ImageError::Invalid(format!(
-            "pages file belongs to task {owner}, not {pid}"
-        )));
+        return Err(ImageError::Invalid(format!("pages file belongs to task {owner}, not {pid}")));
     }
     Ok(())
 }

@@ -22,7 +22,8 @@ pub struct TaskEntry {
     pub ppid: i32,
     pub pgid: i32,
     pub sid: i32,
-    /// Thread ids; the first is the thread-group leader (== pid).
+    /// Ids of the live threads; the leader (== pid) first unless it has exited.
+    /// Empty for a zombie.
     pub threads: Vec<i32>,
     pub state: TaskState,
 }
@@ -34,6 +35,18 @@ pub enum TaskState {
     Stopped {
         signal: i32,
     },
+    /// Exited, not yet reaped by its parent: `status` as wait(2) reports it.
+    Zombie {
+        status: i32,
+    },
+    /// The thread-group leader exited while other threads run on.
+    LeaderExited,
+}
+
+impl TaskState {
+    pub fn is_zombie(&self) -> bool {
+        matches!(self, TaskState::Zombie { .. })
+    }
 }
 
 impl PsTree {
@@ -42,41 +55,44 @@ impl PsTree {
         let mut seen = std::collections::BTreeSet::new();
         for (i, t) in self.tasks.iter().enumerate() {
             for id in [t.pid, t.pgid, t.sid] {
-                check(id > 0 && id <= PID_MAX_LIMIT, || {
-                    format!("task {}: id {id} out of range", t.pid)
-                })?;
+                check(id > 0 && id <= PID_MAX_LIMIT, || format!("task {}: id {id} out of range", t.pid))?;
             }
-            check(t.ppid >= 0 && t.ppid <= PID_MAX_LIMIT, || {
-                format!("task {}: ppid {} out of range", t.pid, t.ppid)
-            })?;
-            check(!t.threads.is_empty() && t.threads[0] == t.pid, || {
-                format!("task {}: the first thread is not the leader", t.pid)
-            })?;
-            check(t.threads.len() <= 65536, || {
-                format!("task {}: too many threads", t.pid)
-            })?;
+            check(t.ppid >= 0 && t.ppid <= PID_MAX_LIMIT, || format!("task {}: ppid {} out of range", t.pid, t.ppid))?;
+            match t.state {
+                TaskState::Zombie { status } => {
+                    check(t.threads.is_empty(), || format!("zombie {} has threads", t.pid))?;
+                    check(status & !0xffff == 0 && (status & 0x7f) != 0x7f, || {
+                        format!("zombie {}: status {status:#x}", t.pid)
+                    })?;
+                    check(i > 0, || "the root is a zombie".into())?;
+                    check(seen.insert(t.pid), || format!("id {} appears twice in the pid array", t.pid))?;
+                }
+                TaskState::LeaderExited => {
+                    check(!t.threads.is_empty() && !t.threads.contains(&t.pid), || {
+                        format!("task {}: an exited leader needs other threads", t.pid)
+                    })?;
+                    check(seen.insert(t.pid), || format!("id {} appears twice in the pid array", t.pid))?;
+                }
+                _ => check(!t.threads.is_empty() && t.threads[0] == t.pid, || {
+                    format!("task {}: the first thread is not the leader", t.pid)
+                })?,
+            }
+            check(t.threads.len() <= 65536, || format!("task {}: too many threads", t.pid))?;
             for &tid in &t.threads {
-                check(tid > 0 && tid <= PID_MAX_LIMIT, || {
-                    format!("task {}: tid {tid} out of range", t.pid)
-                })?;
-                check(seen.insert(tid), || {
-                    format!("id {tid} appears twice in the pid array")
-                })?;
+                check(tid > 0 && tid <= PID_MAX_LIMIT, || format!("task {}: tid {tid} out of range", t.pid))?;
+                check(seen.insert(tid), || format!("id {tid} appears twice in the pid array"))?;
             }
             if i == 0 {
-                check(
-                    t.ppid == 0 || !self.tasks.iter().any(|o| o.pid == t.ppid),
-                    || "the root's parent is inside the tree".into(),
-                )?;
+                check(t.ppid == 0 || !self.tasks.iter().any(|o| o.pid == t.ppid), || {
+                    "the root's parent is inside the tree".into()
+                })?;
             } else {
                 check(self.tasks[..i].iter().any(|p| p.pid == t.ppid), || {
                     format!("task {}: parent {} is not saved before it", t.pid, t.ppid)
                 })?;
             }
             if let TaskState::Stopped { signal } = t.state {
-                check((1..=64).contains(&signal), || {
-                    format!("task {}: stop signal {signal}", t.pid)
-                })?;
+                check((1..=64).contains(&signal), || format!("task {}: stop signal {signal}", t.pid))?;
             }
         }
         Ok(())

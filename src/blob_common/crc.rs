@@ -45,10 +45,7 @@ fn hw(mut crc: u32, data: &[u8]) -> u32 {
     let mut chunks = data.chunks_exact(8);
     let mut c64 = crc as u64;
     for c in &mut chunks {
-        c64 = _mm_crc32_u64(
-            c64,
-            u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]),
-        );
+        c64 = _mm_crc32_u64(c64, u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
     }
     crc = c64 as u32;
     for &b in chunks.remainder() {

@@ -3,26 +3,28 @@
 //! report is added by [`super::signals::apply_misc`] from the parasite.
 
 use rckpt_images::core::{
-    AltStack, Creds, ITimer, Prctl, RobustList, Rseq, Sched, SigAction, SigInfo, TaskCore,
-    ThreadCore,
+    AltStack, Creds, ITimer, Prctl, RobustList, Rseq, Sched, SigAction, SigInfo, TaskCore, ThreadCore,
 };
 
 use super::{DumpError, Result};
 use crate::arch;
 use crate::proc::{self, timers::TimerInfo};
+use super::freeze::{Frozen, FrozenTask};
+use crate::parasite::OrigState;
 use crate::sys::ptrace::Tracee;
 use crate::sys::{Pid, task};
 
-/// Everything collected about one task before the parasite runs.
+/// Everything collected about one process before the parasite runs.
 pub struct TaskState {
     pub pid: Pid,
     pub core: TaskCore,
-    pub regs_raw: libc::user_regs_struct,
-    pub xstate: Vec<u8>,
-    pub blocked: u64,
+    /// What each thread was doing when frozen, in `core.threads` order: the
+    /// parasite and the cure need it.
+    pub orig: Vec<OrigState>,
     pub pgid: i32,
     pub sid: i32,
     pub stop_signal: Option<i32>,
+    pub leader_exited: bool,
     pub stat: procfs::process::Stat,
     pub proc_timers: Vec<TimerInfo>,
     /// Set from the parasite.
@@ -49,49 +51,17 @@ fn creds(pid: Pid, tid: Pid) -> Result<Creds> {
     })
 }
 
-pub fn collect(tracee: &mut Tracee, stop_signal: Option<i32>) -> Result<TaskState> {
-    let pid = tracee.pid();
-    let stat = proc::stat(pid)?;
-    let status = proc::thread_status(pid, pid)?;
-    if status.seccomp.unwrap_or(0) != 0 {
-        return Err(DumpError::Unsupported {
-            pid,
-            what: "it runs under seccomp".into(),
-        });
-    }
-    let cwd = proc::read_link(proc::path(pid, "cwd"))?;
-    let root = proc::read_link(proc::path(pid, "root"))?;
-    for (what, p) in [("working directory", &cwd), ("root directory", &root)] {
-        if p.ends_with(" (deleted)") || !p.starts_with('/') {
-            return Err(DumpError::Unsupported {
-                pid,
-                what: format!("its {what} {p} is deleted or unreachable"),
-            });
-        }
-    }
-    if root != "/" {
-        return Err(DumpError::Unsupported {
-            pid,
-            what: format!("it runs in a chroot ({root})"),
-        });
-    }
-
-    let regs_raw = tracee.regs()?;
-    let xstate = tracee.xstate()?;
-    let blocked = tracee.sigmask()?;
-    let pending = siginfos(tracee.pending_siginfo(false)?);
-    let shared_pending = siginfos(tracee.pending_siginfo(true)?);
-    let rseq = tracee.rseq_config()?.map(|c| Rseq {
-        addr: c.rseq_abi_pointer,
-        len: c.rseq_abi_size,
-        signature: c.signature,
-    });
-    let (head, len) = task::robust_list(pid)?;
-    let comm = proc::read_string(proc::path(pid, "comm"))?
-        .trim_end_matches('\n')
-        .to_string();
-    let thread = ThreadCore {
-        tid: pid.as_raw(),
+fn thread(pid: Pid, t: &Tracee) -> Result<(ThreadCore, OrigState)> {
+    let tid = t.pid();
+    let regs_raw = t.regs()?;
+    let xstate = t.xstate()?;
+    let blocked = t.sigmask()?;
+    let pending = siginfos(t.pending_siginfo(false)?);
+    let rseq = t.rseq_config()?.map(|c| Rseq { addr: c.rseq_abi_pointer, len: c.rseq_abi_size, signature: c.signature });
+    let (head, len) = task::robust_list(tid)?;
+    let comm = proc::read_string(proc::path(pid, &format!("task/{tid}/comm")))?.trim_end_matches('\n').to_string();
+    let core = ThreadCore {
+        tid: tid.as_raw(),
         comm,
         regs: arch::from_user(&regs_raw),
         xstate: xstate.clone(),
@@ -101,22 +71,49 @@ pub fn collect(tracee: &mut Tracee, stop_signal: Option<i32>) -> Result<TaskStat
         rseq,
         robust_list: RobustList { head, len },
         tid_address: 0,
-        creds: creds(pid, pid)?,
-        sched: Sched {
-            nice: task::nice(pid)?,
-            affinity: task::affinity(pid)?,
-            timer_slack_ns: 0,
-        },
+        creds: creds(pid, tid)?,
+        sched: Sched { nice: task::nice(tid)?, affinity: task::affinity(tid)?, timer_slack_ns: 0 },
     };
+    Ok((core, OrigState { regs: regs_raw, xstate, sigmask: blocked }))
+}
+
+/// Collects a process: every live thread's registers and signal state from
+/// ptrace, the rest from /proc.
+pub fn collect(frozen: &mut Frozen, task: &FrozenTask) -> Result<TaskState> {
+    let pid = task.pid;
+    let first = task.threads[0];
+    let stat = proc::stat(pid)?;
+    let status = proc::thread_status(pid, first)?;
+    if status.seccomp.unwrap_or(0) != 0 {
+        return Err(DumpError::Unsupported { pid, what: "it runs under seccomp".into() });
+    }
+    let cwd = proc::read_link(proc::path(first, "cwd"))?;
+    let root = proc::read_link(proc::path(first, "root"))?;
+    for (what, p) in [("working directory", &cwd), ("root directory", &root)] {
+        if p.ends_with(" (deleted)") || !p.starts_with('/') {
+            return Err(DumpError::Unsupported { pid, what: format!("its {what} {p} is deleted or unreachable") });
+        }
+    }
+    if root != "/" {
+        return Err(DumpError::Unsupported { pid, what: format!("it runs in a chroot ({root})") });
+    }
+    let mut threads = Vec::new();
+    let mut orig = Vec::new();
+    for &tid in &task.threads {
+        let (c, o) = thread(pid, frozen.tracee(tid))?;
+        threads.push(c);
+        orig.push(o);
+    }
+    let shared_pending = siginfos(frozen.tracee(first).pending_siginfo(true)?);
     let core = TaskCore {
         pid: pid.as_raw(),
-        threads: vec![thread],
+        threads,
         sigactions: vec![SigAction::default(); 64],
         shared_pending,
         rlimits: Vec::new(),
         itimers: [ITimer::default(); 3],
         posix_timers: Vec::new(),
-        personality: proc::personality(pid)?,
+        personality: proc::personality(first)?,
         umask: status.umask.unwrap_or(0o022),
         cwd,
         root,
@@ -125,12 +122,11 @@ pub fn collect(tracee: &mut Tracee, stop_signal: Option<i32>) -> Result<TaskStat
     Ok(TaskState {
         pid,
         core,
-        regs_raw,
-        xstate,
-        blocked,
+        orig,
         pgid: stat.pgrp,
         sid: stat.session,
-        stop_signal,
+        stop_signal: task.stop_signal,
+        leader_exited: task.leader_exited,
         proc_timers: proc::timers::timers(pid)?,
         stat,
         brk: 0,

@@ -14,13 +14,18 @@ use super::{DumpError, Result};
 use crate::proc::{self, fds};
 use crate::sys::{Pid, task};
 
-pub struct FdPlan {
-    pub fds: Vec<FdEntry>,
+const O_CLOEXEC: u32 = libc::O_CLOEXEC as u32;
+
+/// Every open file description of the tree, once, and each process's fd table.
+#[derive(Default)]
+pub struct FileTable {
     pub files: Vec<FileDesc>,
     pub externals: Vec<External>,
+    /// (link, pid, fd, id) of the descriptions found so far, to find shared ones.
+    seen: Vec<(String, Pid, i32, u32)>,
+    /// (pipe inode, write end) of every pipe end in the tree.
+    pipe_ends: Vec<(u64, bool)>,
 }
-
-const O_CLOEXEC: u32 = libc::O_CLOEXEC as u32;
 
 /// Character devices that hold no state worth saving: reopened by path.
 fn plain_chardev(major: u32, minor: u32) -> bool {
@@ -42,55 +47,48 @@ fn kind_of_link(link: &str) -> &str {
     }
 }
 
-pub fn collect(pid: Pid) -> Result<FdPlan> {
-    let mut plan = FdPlan {
-        fds: Vec::new(),
-        files: Vec::new(),
-        externals: Vec::new(),
-    };
-    let infos: Vec<fds::FdInfo> = fds::list(pid)?
-        .into_iter()
-        .map(|fd| fds::info(pid, fd))
-        .collect::<std::result::Result<_, _>>()?;
-    // (link, fd, file id) of the descriptions found so far, to find shared ones.
-    let mut seen: Vec<(String, i32, u32)> = Vec::new();
-    let mut pipe_ends: Vec<(u64, bool)> = Vec::new();
-    for info in &infos {
-        let fd = info.fd;
-        let shared_with = seen
-            .iter()
-            .filter(|(l, _, _)| *l == info.link)
-            .find(|(_, other, _)| task::kcmp_file(pid, fd, pid, *other).unwrap_or(false))
-            .map(|(_, _, id)| *id);
-        let id = match shared_with {
-            Some(id) => id,
-            None => {
-                let id = plan.files.len() as u32;
-                let flags = info.flags & !O_CLOEXEC;
-                let kind = classify(pid, info, &mut plan.externals, &mut pipe_ends)?;
-                plan.files.push(FileDesc { id, flags, kind });
-                seen.push((info.link.clone(), fd, id));
-                id
-            }
-        };
-        plan.fds.push(FdEntry {
-            fd,
-            file: id,
-            cloexec: info.flags & O_CLOEXEC != 0,
-        });
-    }
-    // A pipe with both ends in the tree is not external; it comes with issue 4.
-    for (ino, _) in &pipe_ends {
-        let r = pipe_ends.iter().any(|(i, w)| i == ino && !w);
-        let w = pipe_ends.iter().any(|(i, w)| i == ino && *w);
-        if r && w {
-            return Err(DumpError::Unsupported {
-                pid,
-                what: format!("pipe:[{ino}] has both ends inside the tree"),
-            });
+impl FileTable {
+    /// Adds `pid`'s descriptors and returns its fd table. Descriptions shared
+    /// with a process added before (by fork or dup) get the same id: kcmp tells.
+    pub fn add_process(&mut self, pid: Pid) -> Result<FdTable> {
+        let infos: Vec<fds::FdInfo> =
+            fds::list(pid)?.into_iter().map(|fd| fds::info(pid, fd)).collect::<std::result::Result<_, _>>()?;
+        let mut table = FdTable { pid: pid.as_raw(), fds: Vec::new() };
+        for info in &infos {
+            let fd = info.fd;
+            let shared_with = self
+                .seen
+                .iter()
+                .filter(|(l, _, _, _)| *l == info.link)
+                .find(|(_, p, other, _)| task::kcmp_file(pid, fd, *p, *other).unwrap_or(false))
+                .map(|(_, _, _, id)| *id);
+            let id = match shared_with {
+                Some(id) => id,
+                None => {
+                    let id = self.files.len() as u32;
+                    let flags = info.flags & !O_CLOEXEC;
+                    let kind = classify(pid, info, &mut self.externals, &mut self.pipe_ends)?;
+                    self.files.push(FileDesc { id, flags, kind });
+                    self.seen.push((info.link.clone(), pid, fd, id));
+                    id
+                }
+            };
+            table.fds.push(FdEntry { fd, file: id, cloexec: info.flags & O_CLOEXEC != 0 });
         }
+        // A pipe with both ends in the tree is not external; it comes with issue 4.
+        for (ino, _) in &self.pipe_ends {
+            let r = self.pipe_ends.iter().any(|(i, w)| i == ino && !w);
+            let w = self.pipe_ends.iter().any(|(i, w)| i == ino && *w);
+            if r && w {
+                return Err(DumpError::Unsupported { pid, what: format!("pipe:[{ino}] has both ends inside the tree") });
+            }
+        }
+        Ok(table)
     }
-    Ok(plan)
+
+    pub fn image(&self) -> FilesImage {
+        FilesImage { files: self.files.clone() }
+    }
 }
 
 fn classify(
@@ -101,33 +99,21 @@ fn classify(
 ) -> Result<FileKind> {
     let fd = info.fd;
     let link = info.link.as_str();
-    if let Some(ino) = link
-        .strip_prefix("pipe:[")
-        .and_then(|s| s.strip_suffix(']'))
-        .and_then(|s| s.parse::<u64>().ok())
+    if let Some(ino) = link.strip_prefix("pipe:[").and_then(|s| s.strip_suffix(']')).and_then(|s| s.parse::<u64>().ok())
     {
         let write = info.flags & libc::O_ACCMODE as u32 != libc::O_RDONLY as u32;
         pipe_ends.push((ino, write));
         let key = format!("pipe:[{ino}]");
         if !externals.iter().any(|e| e.key == key) {
-            externals.push(External {
-                key: key.clone(),
-                kind: ExternalKind::Pipe,
-            });
+            externals.push(External { key: key.clone(), kind: ExternalKind::Pipe });
         }
         return Ok(FileKind::External { key });
     }
     if !link.starts_with('/') {
-        return Err(DumpError::Unsupported {
-            pid,
-            what: format!("fd {fd} is {} ({link})", kind_of_link(link)),
-        });
+        return Err(DumpError::Unsupported { pid, what: format!("fd {fd} is {} ({link})", kind_of_link(link)) });
     }
     if link.ends_with(" (deleted)") {
-        return Err(DumpError::Unsupported {
-            pid,
-            what: format!("fd {fd} is a file that was deleted ({link})"),
-        });
+        return Err(DumpError::Unsupported { pid, what: format!("fd {fd} is a file that was deleted ({link})") });
     }
     let fd_path = proc::path(pid, &format!("fd/{fd}"));
     let md = std::fs::metadata(&fd_path).map_err(|source| DumpError::Io {
@@ -137,10 +123,7 @@ fn classify(
     })?;
     let ft = md.file_type();
     let path_md = std::fs::metadata(link).ok();
-    if path_md
-        .as_ref()
-        .is_none_or(|p| p.ino() != md.ino() || p.dev() != md.dev())
-    {
+    if path_md.as_ref().is_none_or(|p| p.ino() != md.ino() || p.dev() != md.dev()) {
         return Err(DumpError::Unsupported {
             pid,
             what: format!("fd {fd}: {link} is no longer reachable by its path"),
@@ -151,17 +134,11 @@ fn classify(
     } else if ft.is_dir() {
         FileType::Directory
     } else if ft.is_char_device() {
-        let (maj, min) = (
-            nix::sys::stat::major(md.rdev()) as u32,
-            nix::sys::stat::minor(md.rdev()) as u32,
-        );
+        let (maj, min) = (nix::sys::stat::major(md.rdev()) as u32, nix::sys::stat::minor(md.rdev()) as u32);
         if is_tty(maj) {
             let key = format!("tty[{:x}:{:x}]", md.rdev(), md.dev());
             if !externals.iter().any(|e| e.key == key) {
-                externals.push(External {
-                    key: key.clone(),
-                    kind: ExternalKind::Tty,
-                });
+                externals.push(External { key: key.clone(), kind: ExternalKind::Tty });
             }
             return Ok(FileKind::External { key });
         }
@@ -173,15 +150,9 @@ fn classify(
         }
         FileType::CharDevice
     } else if ft.is_fifo() {
-        return Err(DumpError::Unsupported {
-            pid,
-            what: format!("fd {fd} is a FIFO ({link})"),
-        });
+        return Err(DumpError::Unsupported { pid, what: format!("fd {fd} is a FIFO ({link})") });
     } else {
-        return Err(DumpError::Unsupported {
-            pid,
-            what: format!("fd {fd} is {link}, a kind of file not supported"),
-        });
+        return Err(DumpError::Unsupported { pid, what: format!("fd {fd} is {link}, a kind of file not supported") });
     };
     Ok(FileKind::Path(PathFile {
         path: link.to_string(),
@@ -193,34 +164,23 @@ fn classify(
     }))
 }
 
-pub fn images(pid: Pid, plan: &FdPlan) -> (FilesImage, FdTable) {
-    (
-        FilesImage {
-            files: plan.files.clone(),
-        },
-        FdTable {
-            pid: pid.as_raw(),
-            fds: plan.fds.clone(),
-        },
-    )
-}
-
 /// Everything outside the tree that the tree uses: its pipes and terminals, and
-/// its session and process group when their leaders are outside.
-pub fn externals(plan: &FdPlan, task: &TaskState) -> Vec<External> {
-    let mut v = plan.externals.clone();
-    let pid = task.pid.as_raw();
-    if task.sid != pid {
-        v.push(External {
-            key: format!("session:[{}]", task.sid),
-            kind: ExternalKind::Session,
-        });
-    }
-    if task.pgid != pid {
-        v.push(External {
-            key: format!("pgrp:[{}]", task.pgid),
-            kind: ExternalKind::ProcessGroup,
-        });
+/// sessions and process groups whose leaders are outside.
+pub fn externals(files: &FileTable, tasks: &[TaskState], all_pids: &[i32]) -> Vec<External> {
+    let mut v = files.externals.clone();
+    for t in tasks {
+        if !all_pids.contains(&t.sid) {
+            let key = format!("session:[{}]", t.sid);
+            if !v.iter().any(|e| e.key == key) {
+                v.push(External { key, kind: ExternalKind::Session });
+            }
+        }
+        if !all_pids.contains(&t.pgid) {
+            let key = format!("pgrp:[{}]", t.pgid);
+            if !v.iter().any(|e| e.key == key) {
+                v.push(External { key, kind: ExternalKind::ProcessGroup });
+            }
+        }
     }
     v
 }

@@ -43,39 +43,23 @@ fn flags_of(v: &maps::Vma) -> u32 {
         ("lf", vmflags::LOCKONFAULT),
         ("mw", vmflags::MAYWRITE),
     ];
-    table
-        .iter()
-        .filter(|(m, _)| v.has(m))
-        .fold(0, |acc, (_, b)| acc | b)
+    table.iter().filter(|(m, _)| v.has(m)).fold(0, |acc, (_, b)| acc | b)
 }
 
 fn prot_of(v: &maps::Vma) -> u8 {
     use rckpt_images::mm::{PROT_EXEC, PROT_READ, PROT_WRITE};
-    (if v.read { PROT_READ } else { 0 })
-        | (if v.write { PROT_WRITE } else { 0 })
-        | (if v.exec { PROT_EXEC } else { 0 })
+    (if v.read { PROT_READ } else { 0 }) | (if v.write { PROT_WRITE } else { 0 }) | (if v.exec { PROT_EXEC } else { 0 })
 }
 
 fn unsupported(pid: Pid, v: &maps::Vma, kind: &str) -> DumpError {
-    let name = if v.name.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", v.name)
-    };
-    DumpError::Unsupported {
-        pid,
-        what: format!("mapping {:#x}-{:#x}{name} is {kind}", v.start, v.end),
-    }
+    let name = if v.name.is_empty() { String::new() } else { format!(" ({})", v.name) };
+    DumpError::Unsupported { pid, what: format!("mapping {:#x}-{:#x}{name} is {kind}", v.start, v.end) }
 }
 
 /// Identity of a mapped file, checked again at restore.
 pub fn mapped_file(pid: Pid, path: &str, dev: Option<(u64, u64)>) -> Result<MappedFile> {
     let p = std::path::Path::new(path);
-    let md = std::fs::metadata(p).map_err(|source| DumpError::Io {
-        op: "stat mapped file",
-        path: p.into(),
-        source,
-    })?;
+    let md = std::fs::metadata(p).map_err(|source| DumpError::Io { op: "stat mapped file", path: p.into(), source })?;
     if let Some((d, ino)) = dev
         && (md.ino() != ino || md.dev() != d)
     {
@@ -85,11 +69,7 @@ pub fn mapped_file(pid: Pid, path: &str, dev: Option<(u64, u64)>) -> Result<Mapp
         });
     }
     let build_id = if md.is_file() {
-        crate::elf::build_id(p).map_err(|source| DumpError::Io {
-            op: "read mapped file",
-            path: p.into(),
-            source,
-        })?
+        crate::elf::build_id(p).map_err(|source| DumpError::Io { op: "read mapped file", path: p.into(), source })?
     } else {
         None
     };
@@ -103,8 +83,9 @@ pub fn mapped_file(pid: Pid, path: &str, dev: Option<(u64, u64)>) -> Result<Mapp
     })
 }
 
-pub fn collect(pid: Pid, _task: &TaskState) -> Result<MmPlan> {
-    let smaps = maps::smaps(pid)?;
+/// `at` is a live thread of `pid` (its leader may have exited) for /proc.
+pub fn collect(pid: Pid, at: Pid) -> Result<MmPlan> {
+    let smaps = maps::smaps(at)?;
     let mut files: Vec<MappedFile> = Vec::new();
     let mut file_index: BTreeMap<(u64, u64), u32> = BTreeMap::new();
     let mut vmas = Vec::new();
@@ -182,35 +163,19 @@ pub fn collect(pid: Pid, _task: &TaskState) -> Result<MmPlan> {
                             i
                         }
                     };
-                    VmaKind::File {
-                        file: idx,
-                        offset: v.offset,
-                    }
+                    VmaKind::File { file: idx, offset: v.offset }
                 }
             }
             _ => return Err(unsupported(pid, v, "a special mapping")),
         };
-        let vma = Vma {
-            start: v.start,
-            end: v.end,
-            prot: prot_of(v),
-            shared: v.shared,
-            flags: flags_of(v),
-            kind,
-            anon_name,
-        };
-        vmas.push(PlannedVma {
-            vma,
-            readable: v.read,
-        });
+        let vma =
+            Vma { start: v.start, end: v.end, prot: prot_of(v), shared: v.shared, flags: flags_of(v), kind, anon_name };
+        vmas.push(PlannedVma { vma, readable: v.read });
     }
 
-    let exe_path = proc::read_link(proc::path(pid, "exe"))?;
+    let exe_path = proc::read_link(proc::path(at, "exe"))?;
     if exe_path.ends_with(" (deleted)") {
-        return Err(DumpError::Unsupported {
-            pid,
-            what: format!("its executable {exe_path} was deleted"),
-        });
+        return Err(DumpError::Unsupported { pid, what: format!("its executable {exe_path} was deleted") });
     }
     let exe_md = std::fs::metadata(&exe_path).map_err(|source| DumpError::Io {
         op: "stat executable",
@@ -227,7 +192,7 @@ pub fn collect(pid: Pid, _task: &TaskState) -> Result<MmPlan> {
 
     let (vdso, syscall_insn) = match (vvar, vdso_range) {
         (Some((vs, ve)), Some((ds, de))) => {
-            let mem = ProcMem::open(pid, false)?;
+            let mem = ProcMem::open(at, false)?;
             let mut bytes = vec![0u8; (de - ds) as usize];
             mem.read_exact(RemoteAddr(ds), &mut bytes)?;
             let insn = super::syscall_insn(ds, &bytes).ok_or_else(|| DumpError::Unsupported {
@@ -252,22 +217,10 @@ pub fn collect(pid: Pid, _task: &TaskState) -> Result<MmPlan> {
             });
         }
     };
-    Ok(MmPlan {
-        vmas,
-        files,
-        exe: Some(exe),
-        vdso,
-        auxv: proc::auxv(pid)?,
-        syscall_insn,
-    })
+    Ok(MmPlan { vmas, files, exe: Some(exe), vdso, auxv: proc::auxv(at)?, syscall_insn })
 }
 
-pub fn image(
-    pid: Pid,
-    task: &TaskState,
-    plan: &MmPlan,
-    extents: Vec<PageExtent>,
-) -> Result<MmImage> {
+pub fn image(pid: Pid, task: &TaskState, plan: &MmPlan, extents: Vec<PageExtent>) -> Result<MmImage> {
     let s = &task.stat;
     let fields = MmFields {
         start_code: s.startcode,

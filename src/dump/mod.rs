@@ -18,7 +18,7 @@ use nix::sys::signal::{Signal, kill};
 use rckpt_images::{ImageError, fdinfo, files as ifiles, inventory, pstree};
 
 use crate::fault;
-use crate::parasite::{self, Infected, OrigState, ParasiteError};
+use crate::parasite::{self, Infected, ParasiteError};
 use crate::proc::ProcError;
 use crate::sys::{Pid, RemoteAddr, SysError};
 
@@ -33,11 +33,7 @@ pub enum DumpError {
     #[error("image directory {dir}: {why}")]
     BadImageDir { dir: PathBuf, why: &'static str },
     #[error("failed to {op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Sys(#[from] SysError),
     #[error(transparent)]
@@ -78,10 +74,7 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpReport> {
     let t0 = Instant::now();
     let pid = opts.pid;
     if pid.as_raw() <= 1 || pid == nix::unistd::getpid() {
-        return Err(DumpError::Refused {
-            pid,
-            why: "it is init or rckpt itself".into(),
-        });
+        return Err(DumpError::Refused { pid, why: "it is init or rckpt itself".into() });
     }
     if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
         return Err(DumpError::NoTask(pid));
@@ -90,143 +83,217 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpReport> {
     fault::point("dump.freeze")?;
     let mut frozen = freeze::freeze(pid)?;
     let frozen_at = Instant::now();
-
-    // Everything that can refuse, before anything is injected.
-    let mut task = core::collect(&mut frozen.tracee, frozen.stop_signal)?;
-    let mm_plan = mm::collect(pid, &task)?;
-    let fd_plan = files::collect(pid)?;
-    fault::point("dump.collect")?;
-
-    let orig = OrigState {
-        regs: task.regs_raw,
-        xstate: task.xstate.clone(),
-        sigmask: task.blocked,
-    };
-    let insn = RemoteAddr(mm_plan.syscall_insn);
-    let mut infected = Infected::infect(&mut frozen.tracee, insn, orig)?;
-    fault::point("dump.infected")?;
-    let misc = infected.misc()?;
-    let timer_ids: Vec<i32> = task.proc_timers.iter().map(|t| t.id).collect();
-    let timers = infected.timers(&timer_ids)?;
-    signals::apply_misc(&mut task, &misc, &timers)?;
-    let mut pages_file = writer.create_file(
-        &rckpt_images::pages::file_name(pid.as_raw()),
-        rckpt_images::Kind::Pages,
-    )?;
-    let extents = pages::dump(&mut infected, &mm_plan, &mut pages_file)?;
-    fault::point("dump.pages")?;
-    let deferred = infected.cure()?;
-    fault::point("dump.cured")?;
-
-    let leave = frozen;
-    let result = (|| -> Result<u64> {
-        let mm_image = mm::image(pid, &task, &mm_plan, extents)?;
-        let pages_bytes = mm_image.pages_len();
-        let core_image = core::image(&task);
-        let (files_image, fd_table) = files::images(pid, &fd_plan);
-        let tree = pstree::PsTree {
-            tasks: vec![pstree::TaskEntry {
-                pid: pid.as_raw(),
-                ppid: 0,
-                pgid: task.pgid,
-                sid: task.sid,
-                threads: vec![pid.as_raw()],
-                state: match task.stop_signal {
-                    Some(signal) => pstree::TaskState::Stopped { signal },
-                    None => pstree::TaskState::Running,
-                },
-            }],
-        };
-        writer.write_image(pstree::FILE_NAME, &tree)?;
-        writer.write_image(&rckpt_images::core::file_name(pid.as_raw()), &core_image)?;
-        writer.write_image(&rckpt_images::mm::file_name(pid.as_raw()), &mm_image)?;
-        writer.write_image(ifiles::FILE_NAME, &files_image)?;
-        writer.write_image(&fdinfo::file_name(pid.as_raw()), &fd_table)?;
-        Ok(pages_bytes)
-    })();
-    let pages_bytes = match result {
-        Ok(b) => b,
+    let mut deferred = Vec::new();
+    let saved = match save(&mut frozen, &mut writer, &mut deferred) {
+        Ok(s) => s,
         Err(e) => {
-            leave.release(&deferred);
+            frozen.release(&deferred);
             return Err(e);
         }
     };
-    let externals = files::externals(&fd_plan, &task);
     let inv = inventory::Inventory {
         tool: format!("rckpt {}", env!("CARGO_PKG_VERSION")),
-        created_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-        kernel_release: nix::sys::utsname::uname()
-            .map(|u| u.release().to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        created_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        kernel_release: nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default(),
         root_pid: pid.as_raw(),
         images: Vec::new(),
-        externals: externals.clone(),
+        externals: saved.externals.clone(),
     };
     if let Err(e) = fault::point("dump.before-inventory") {
-        leave.release(&deferred);
+        frozen.release(&deferred);
         return Err(e.into());
     }
     let image_bytes = match writer.finish(inv) {
         Ok(b) => b,
         Err(e) => {
-            leave.release(&deferred);
+            frozen.release(&deferred);
             return Err(e);
         }
     };
-    let frozen_for;
+    let pids = frozen.tasks.iter().map(|t| t.pid).collect();
+    let frozen_for = frozen_at.elapsed();
     if opts.leave_running {
-        leave.release(&deferred);
-        frozen_for = frozen_at.elapsed();
+        frozen.release(&deferred);
     } else {
-        frozen_for = frozen_at.elapsed();
-        leave.kill()?;
+        frozen.kill()?;
     }
     Ok(DumpReport {
-        pids: vec![pid],
-        pages_bytes,
+        pids,
+        pages_bytes: saved.pages_bytes,
         image_bytes,
         frozen: frozen_for,
         total: t0.elapsed(),
-        externals,
+        externals: saved.externals,
     })
 }
 
+struct Saved {
+    pages_bytes: u64,
+    externals: Vec<inventory::External>,
+}
+
+/// Processes sharing what only threads share (an address space, the fd table,
+/// fs state, signal handlers: CLONE_VM, CLONE_FILES, CLONE_FS, CLONE_SIGHAND
+/// without CLONE_THREAD) would come back unshared: refuse them by name.
+fn check_sharing(task: &freeze::FrozenTask, parent: &freeze::FrozenTask) -> Result<()> {
+    let (a, b) = (task.threads[0], parent.threads[0]);
+    for (kind, what) in [
+        (crate::sys::task::KCMP_VM, "its address space (CLONE_VM)"),
+        (crate::sys::task::KCMP_FILES, "its fd table (CLONE_FILES)"),
+        (crate::sys::task::KCMP_FS, "its root, cwd and umask (CLONE_FS)"),
+        (crate::sys::task::KCMP_SIGHAND, "its signal handlers (CLONE_SIGHAND)"),
+    ] {
+        if crate::sys::task::kcmp(a, b, kind)? {
+            return Err(DumpError::Unsupported { pid: task.pid, what: format!("it shares {what} with its parent {}", parent.pid) });
+        }
+    }
+    Ok(())
+}
+
+fn save(frozen: &mut freeze::Frozen, writer: &mut write::ImageWriter, deferred: &mut Vec<(Pid, i32)>) -> Result<Saved> {
+    let tasks = frozen.tasks.clone();
+    let all_pids: Vec<i32> = tasks.iter().map(|t| t.pid.as_raw()).collect();
+
+    // Everything that can refuse, before anything is injected.
+    let mut states = Vec::new();
+    let mut plans = Vec::new();
+    let mut file_table = files::FileTable::default();
+    let mut fdtables = Vec::new();
+    for t in tasks.iter().filter(|t| !t.is_zombie()) {
+        if let Some(pp) = t.ppid
+            && let Some(parent) = tasks.iter().find(|p| p.pid == pp)
+        {
+            check_sharing(t, parent)?;
+        }
+        let state = core::collect(frozen, t)?;
+        plans.push(mm::collect(t.pid, t.threads[0])?);
+        let mut table = file_table.add_process(t.threads[0])?;
+        table.pid = t.pid.as_raw();
+        fdtables.push(table);
+        states.push(state);
+    }
+    for st in &states {
+        for (what, id) in [("session", st.sid), ("process group", st.pgid)] {
+            if !all_pids.contains(&id) && !std::path::Path::new(&format!("/proc/{id}")).exists() {
+                return Err(DumpError::Unsupported {
+                    pid: st.pid,
+                    what: format!("its {what} {id} lost its leader (rebuilding it with a helper task is not supported yet)"),
+                });
+            }
+        }
+    }
+    fault::point("dump.collect")?;
+
+    let mut pages_bytes = 0;
+    for (i, t) in tasks.iter().filter(|t| !t.is_zombie()).enumerate() {
+        let state = &mut states[i];
+        let plan = &plans[i];
+        let daemon = t.threads[0];
+        let mut tracee = frozen.tracees.remove(&daemon.as_raw()).expect("seized");
+        let r = (|| -> Result<Vec<rckpt_images::mm::PageExtent>> {
+            let mut inf = Infected::infect(&mut tracee, RemoteAddr(plan.syscall_insn), state.orig[0].clone())?;
+            fault::point("dump.infected")?;
+            let misc = inf.misc()?;
+            let ids: Vec<i32> = state.proc_timers.iter().map(|t| t.id).collect();
+            let timers = inf.timers(&ids)?;
+            signals::apply_misc(state, &misc, &timers)?;
+            for (j, &tid) in t.threads.iter().enumerate().skip(1) {
+                let reply = inf.thread_info(frozen.tracee(tid), &state.orig[j])?;
+                signals::apply_thread(state, &reply);
+            }
+            let name = rckpt_images::pages::file_name(t.pid.as_raw());
+            let mut file = writer.create_file(&name, rckpt_images::Kind::Pages)?;
+            let extents = pages::dump(&mut inf, plan, &mut file)?;
+            fault::point("dump.pages")?;
+            for s in inf.cure()? {
+                deferred.push((daemon, s));
+            }
+            fault::point("dump.cured")?;
+            Ok(extents)
+        })();
+        frozen.tracees.insert(daemon.as_raw(), tracee);
+        let image = mm::image(t.pid, state, plan, r?)?;
+        pages_bytes += image.pages_len();
+        writer.write_image(&rckpt_images::mm::file_name(t.pid.as_raw()), &image)?;
+        writer.write_image(&rckpt_images::core::file_name(t.pid.as_raw()), &core::image(state))?;
+    }
+
+    let mut entries = Vec::new();
+    for t in &tasks {
+        let ppid = t.ppid.map(|p| p.as_raw()).unwrap_or(0);
+        let entry = match t.zombie {
+            Some(status) => {
+                let s = crate::proc::stat(t.pid)?;
+                pstree::TaskEntry { pid: t.pid.as_raw(), ppid, pgid: s.pgrp, sid: s.session, threads: vec![], state: pstree::TaskState::Zombie { status } }
+            }
+            None => {
+                let st = states.iter().find(|s| s.pid == t.pid).expect("collected");
+                let state = match (t.stop_signal, t.leader_exited) {
+                    (_, true) => pstree::TaskState::LeaderExited,
+                    (Some(signal), false) => pstree::TaskState::Stopped { signal },
+                    (None, false) => pstree::TaskState::Running,
+                };
+                pstree::TaskEntry {
+                    pid: t.pid.as_raw(),
+                    ppid,
+                    pgid: st.pgid,
+                    sid: st.sid,
+                    threads: t.threads.iter().map(|t| t.as_raw()).collect(),
+                    state,
+                }
+            }
+        };
+        entries.push(entry);
+    }
+    writer.write_image(pstree::FILE_NAME, &pstree::PsTree { tasks: entries })?;
+    writer.write_image(ifiles::FILE_NAME, &file_table.image())?;
+    for table in &fdtables {
+        writer.write_image(&fdinfo::file_name(table.pid), table)?;
+    }
+    Ok(Saved { pages_bytes, externals: files::externals(&file_table, &states, &all_pids) })
+}
+
 impl freeze::Frozen {
-    /// Lets the tree run on: detach, and send again the stop signals that arrived
-    /// while it was frozen.
-    fn release(self, deferred: &[i32]) {
-        let pid = self.tracee.pid();
-        let _ = self.tracee.detach(0);
-        for &s in deferred {
+    /// Lets the tree run on: detach in saved order, and send again the stop
+    /// signals that arrived while it was frozen.
+    fn release(self, deferred: &[(Pid, i32)]) {
+        let mut tracees = self.tracees;
+        for t in &self.tasks {
+            for tid in &t.threads {
+                if let Some(tr) = tracees.remove(&tid.as_raw()) {
+                    let _ = tr.detach(0);
+                }
+            }
+        }
+        for (_, tr) in tracees {
+            let _ = tr.detach(0);
+        }
+        for &(pid, s) in deferred {
             if let Ok(sig) = Signal::try_from(s) {
                 let _ = kill(pid, sig);
             }
         }
     }
 
-    /// Kills the dumped tree (it is saved and fsynced) and waits for it to die.
+    /// Kills the dumped tree (it is saved and fsynced) and waits for every
+    /// thread to be gone.
     fn kill(self) -> Result<()> {
-        let pid = self.tracee.pid();
-        kill(pid, Signal::SIGKILL).map_err(|errno| SysError::Task {
-            op: "kill the dumped task",
-            pid,
-            errno,
-        })?;
-        let mut t = self.tracee;
-        loop {
-            match t.wait(Duration::from_secs(10), "exit after SIGKILL") {
-                Ok(s) if s.is_gone() => break,
-                Ok(_) => {
-                    let _ = t.resume(crate::sys::ptrace::Resume::Cont, 0);
-                }
-                Err(SysError::TraceeDied(_)) => break,
-                Err(e) => return Err(e.into()),
-            }
+        for t in self.tasks.iter().filter(|t| !t.is_zombie()) {
+            kill(t.pid, Signal::SIGKILL).map_err(|errno| SysError::Task { op: "kill the dumped task", pid: t.pid, errno })?;
         }
-        t.forget();
+        for (_, mut t) in self.tracees {
+            loop {
+                match t.wait(Duration::from_secs(10), "exit after SIGKILL") {
+                    Ok(s) if s.is_gone() => break,
+                    Ok(_) => {
+                        let _ = t.resume(crate::sys::ptrace::Resume::Cont, 0);
+                    }
+                    Err(SysError::TraceeDied(_)) => break,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            t.forget();
+        }
         Ok(())
     }
 }

@@ -17,23 +17,14 @@ use super::mm::MmPlan;
 use super::{DumpError, Result};
 use crate::parasite::Infected;
 use crate::parasite::abi::{DRAIN_MAX_RANGES, DrainRange};
-use crate::sys::pagemap::{
-    PAGE_IS_FILE, PAGE_IS_PFNZERO, PAGE_IS_PRESENT, PAGE_IS_SWAPPED, Pagemap, Query,
-};
+use crate::sys::pagemap::{PAGE_IS_FILE, PAGE_IS_PFNZERO, PAGE_IS_PRESENT, PAGE_IS_SWAPPED, Pagemap, Query};
 use crate::sys::{RemoteAddr, SysError, mem::ProcMem};
 
-const WANT: Query = Query {
-    required: 0,
-    excluded: PAGE_IS_PFNZERO | PAGE_IS_FILE,
-    any_of: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-};
+const WANT: Query =
+    Query { required: 0, excluded: PAGE_IS_PFNZERO | PAGE_IS_FILE, any_of: PAGE_IS_PRESENT | PAGE_IS_SWAPPED };
 
 fn io(op: &'static str) -> impl FnOnce(std::io::Error) -> DumpError {
-    move |source| DumpError::Io {
-        op,
-        path: "pages file".into(),
-        source,
-    }
+    move |source| DumpError::Io { op, path: "pages file".into(), source }
 }
 
 /// Runs of saved pages, in address order, each inside one VMA.
@@ -59,48 +50,24 @@ struct Pipe {
 }
 
 fn pipe() -> Result<Pipe> {
-    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| SysError::Os {
-        op: "create a pipe",
-        errno,
-    })?;
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| SysError::Os { op: "create a pipe", errno })?;
     let max = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
         .ok()
         .and_then(|s| s.trim().parse::<i32>().ok())
         .unwrap_or(1 << 20);
     let size = fcntl(&w, FcntlArg::F_SETPIPE_SZ(max.min(16 << 20)))
         .or_else(|_| fcntl(&w, FcntlArg::F_GETPIPE_SZ))
-        .map_err(|errno| SysError::Os {
-            op: "size a pipe",
-            errno,
-        })?;
-    Ok(Pipe {
-        r,
-        w,
-        size: size as u64,
-    })
+        .map_err(|errno| SysError::Os { op: "size a pipe", errno })?;
+    Ok(Pipe { r, w, size: size as u64 })
 }
 
 /// Moves exactly `len` bytes from the pipe into `file` at `off`.
 fn splice_out(p: &Pipe, file: &File, mut off: i64, mut len: u64) -> Result<()> {
     while len > 0 {
-        let n = splice(
-            p.r.as_fd(),
-            None,
-            file.as_fd(),
-            Some(&mut off),
-            len as usize,
-            SpliceFFlags::SPLICE_F_MOVE,
-        )
-        .map_err(|errno| SysError::Os {
-            op: "splice pages into the image",
-            errno,
-        })?;
+        let n = splice(p.r.as_fd(), None, file.as_fd(), Some(&mut off), len as usize, SpliceFFlags::SPLICE_F_MOVE)
+            .map_err(|errno| SysError::Os { op: "splice pages into the image", errno })?;
         if n == 0 {
-            return Err(SysError::Os {
-                op: "splice pages into the image",
-                errno: nix::errno::Errno::EPIPE,
-            }
-            .into());
+            return Err(SysError::Os { op: "splice pages into the image", errno: nix::errno::Errno::EPIPE }.into());
         }
         len -= n as u64;
     }
@@ -110,18 +77,12 @@ fn splice_out(p: &Pipe, file: &File, mut off: i64, mut len: u64) -> Result<()> {
 /// Writes the pages file and returns its extents.
 pub fn dump(inf: &mut Infected<'_>, plan: &MmPlan, file: &mut File) -> Result<Vec<PageExtent>> {
     let pid = inf.pid();
-    file.write_all_at(&pages::header(pid.as_raw()), 0)
-        .map_err(io("write pages header"))?;
+    file.write_all_at(&pages::header(pid.as_raw()), 0).map_err(io("write pages header"))?;
     let runs = scan(pid, plan)?;
     let mut extents: Vec<PageExtent> = Vec::with_capacity(runs.len());
     let mut off = pages::HEADER_LEN;
     for &(s, e, _) in &runs {
-        extents.push(PageExtent {
-            start: s,
-            nr_pages: (e - s) / PAGE_SIZE,
-            offset: off,
-            crc32c: 0,
-        });
+        extents.push(PageExtent { start: s, nr_pages: (e - s) / PAGE_SIZE, offset: off, crc32c: 0 });
         off += e - s;
     }
     file.set_len(off).map_err(io("size pages file"))?;
@@ -165,8 +126,7 @@ pub fn dump(inf: &mut Infected<'_>, plan: &MmPlan, file: &mut File) -> Result<Ve
                 let n = buf.len().min(len - done);
                 mem.read_exact(RemoteAddr(start + done as u64), &mut buf[..n])?;
                 crc = crc32c::crc32c_append(crc, &buf[..n]);
-                file.write_all_at(&buf[..n], ext_off + done as u64)
-                    .map_err(io("write pages"))?;
+                file.write_all_at(&buf[..n], ext_off + done as u64).map_err(io("write pages"))?;
                 done += n;
             }
             extents[i].crc32c = crc;
@@ -181,15 +141,7 @@ pub fn dump(inf: &mut Infected<'_>, plan: &MmPlan, file: &mut File) -> Result<Ve
             let n = (end - at).min(room);
             // The crc of a piece continues from the previous piece of the extent.
             let crc = if at == start { 0 } else { extents[i].crc32c };
-            batch.push((
-                i,
-                DrainRange {
-                    addr: at,
-                    len: n,
-                    crc,
-                    _pad: 0,
-                },
-            ));
+            batch.push((i, DrainRange { addr: at, len: n, crc, _pad: 0 }));
             batch_len += n;
             at += n;
             if batch_len == p.size || batch.len() == DRAIN_MAX_RANGES || at < end {

@@ -27,25 +27,16 @@ impl ImageWriter {
     pub fn create(dir: &Path) -> Result<ImageWriter> {
         match std::fs::symlink_metadata(dir) {
             Ok(m) if m.file_type().is_symlink() => {
-                return Err(DumpError::BadImageDir {
-                    dir: dir.into(),
-                    why: "is a symbolic link",
-                });
+                return Err(DumpError::BadImageDir { dir: dir.into(), why: "is a symbolic link" });
             }
             Ok(m) if !m.is_dir() => {
-                return Err(DumpError::BadImageDir {
-                    dir: dir.into(),
-                    why: "is not a directory",
-                });
+                return Err(DumpError::BadImageDir { dir: dir.into(), why: "is not a directory" });
             }
             Ok(_) => {
                 let rd = std::fs::read_dir(dir).map_err(io("read image directory", dir))?;
                 for e in rd.flatten() {
                     if e.file_name().to_string_lossy().ends_with(".img") {
-                        return Err(DumpError::BadImageDir {
-                            dir: dir.into(),
-                            why: "already holds an image",
-                        });
+                        return Err(DumpError::BadImageDir { dir: dir.into(), why: "already holds an image" });
                     }
                 }
             }
@@ -55,11 +46,7 @@ impl ImageWriter {
                 .create(dir)
                 .map_err(io("create image directory", dir))?,
         }
-        Ok(ImageWriter {
-            dir: dir.to_path_buf(),
-            files: Vec::new(),
-            finished: false,
-        })
+        Ok(ImageWriter { dir: dir.to_path_buf(), files: Vec::new(), finished: false })
     }
 
     pub fn dir(&self) -> &Path {
@@ -85,8 +72,7 @@ impl ImageWriter {
     pub fn write_image<T: Image>(&mut self, name: &str, value: &T) -> Result<()> {
         let bytes = value.encode()?;
         let mut f = self.create_file(name, T::KIND)?;
-        f.write_all(&bytes)
-            .map_err(io("write image file", &self.dir.join(name)))?;
+        f.write_all(&bytes).map_err(io("write image file", &self.dir.join(name)))?;
         Ok(())
     }
 
@@ -99,11 +85,7 @@ impl ImageWriter {
             f.sync_all().map_err(io("fsync image file", &path))?;
             let size = f.metadata().map_err(io("stat image file", &path))?.len();
             total += size;
-            inv.images.push(inventory::ImageFile {
-                name: name.clone(),
-                kind: *kind,
-                size,
-            });
+            inv.images.push(inventory::ImageFile { name: name.clone(), kind: *kind, size });
         }
         let bytes = inv.encode()?;
         let tmp = self.dir.join("inventory.img.tmp");
@@ -119,9 +101,7 @@ impl ImageWriter {
         f.sync_all().map_err(io("fsync inventory", &tmp))?;
         let fin = self.dir.join(inventory::FILE_NAME);
         std::fs::rename(&tmp, &fin).map_err(io("rename inventory", &fin))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io("fsync image directory", &self.dir))?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io("fsync image directory", &self.dir))?;
         self.finished = true;
         Ok(total + bytes.len() as u64)
     }

@@ -27,6 +27,33 @@ pub const CMD_TIMERS: u32 = 2;
 /// Carries the write end of a pipe (SCM_RIGHTS) for CMD_DRAIN.
 pub const CMD_PIPE: u32 = 3;
 pub const CMD_DRAIN: u32 = 4;
+/// Sent by a thread running [`ThreadArgs`]'s routine (unsolicited, once).
+pub const CMD_THREAD: u32 = 5;
+
+/// What rckpt writes for one more thread of the process, which it then starts at
+/// the parasite's `thread_start` with rdi pointing here. The thread reports in a
+/// [`ThreadReply`] over the daemon's socket, then sleeps until rckpt interrupts
+/// it; if rckpt never does, it returns to its original context by itself.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct ThreadArgs {
+    /// The rt_sigframe of this thread's original context.
+    pub sigframe: u64,
+}
+
+/// Per-thread state only the thread itself can report.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct ThreadReply {
+    pub hdr: MsgHeader,
+    pub tid: i32,
+    pub pdeath_signal: i32,
+    pub altstack: KStack,
+    pub tid_address: u64,
+    pub timer_slack_ns: u64,
+    pub securebits: i32,
+    pub _pad: i32,
+}
 
 /// Every message (both ways) starts with this.
 #[repr(C)]
@@ -147,7 +174,5 @@ pub struct DrainRange {
 
 /// The largest message either side sends.
 pub const MSG_MAX: usize = 64 * 1024;
-pub const DRAIN_MAX_RANGES: usize =
-    (MSG_MAX - core::mem::size_of::<MsgHeader>()) / core::mem::size_of::<DrainRange>();
-pub const TIMERS_MAX: usize =
-    (MSG_MAX - core::mem::size_of::<MsgHeader>()) / core::mem::size_of::<TimerState>();
+pub const DRAIN_MAX_RANGES: usize = (MSG_MAX - core::mem::size_of::<MsgHeader>()) / core::mem::size_of::<DrainRange>();
+pub const TIMERS_MAX: usize = (MSG_MAX - core::mem::size_of::<MsgHeader>()) / core::mem::size_of::<TimerState>();

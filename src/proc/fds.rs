@@ -19,13 +19,8 @@ pub struct FdInfo {
 
 pub fn list(pid: Pid) -> Result<Vec<i32>> {
     let p = path(pid, "fd");
-    let rd = std::fs::read_dir(&p).map_err(|source| ProcError::Io {
-        path: p.clone(),
-        source,
-    })?;
-    let mut v: Vec<i32> = rd
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
+    let rd = std::fs::read_dir(&p).map_err(|source| ProcError::Io { path: p.clone(), source })?;
+    let mut v: Vec<i32> = rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
     v.sort_unstable();
     Ok(v)
 }
@@ -34,23 +29,13 @@ pub fn info(pid: Pid, fd: i32) -> Result<FdInfo> {
     let link = read_link(path(pid, &format!("fd/{fd}")))?;
     let p = path(pid, &format!("fdinfo/{fd}"));
     let text = read_string(p.clone())?;
-    let mut out = FdInfo {
-        fd,
-        link,
-        pos: 0,
-        flags: 0,
-        mnt_id: 0,
-        extra: Vec::new(),
-    };
+    let mut out = FdInfo { fd, link, pos: 0, flags: 0, mnt_id: 0, extra: Vec::new() };
     for line in text.lines() {
         let Some((k, v)) = line.split_once(':') else {
             continue;
         };
         let v = v.trim();
-        let bad = |what: &str| ProcError::Parse {
-            path: p.clone(),
-            what: format!("{what}: {v:?}"),
-        };
+        let bad = |what: &str| ProcError::Parse { path: p.clone(), what: format!("{what}: {v:?}") };
         match k {
             "pos" => out.pos = v.parse().map_err(|_| bad("pos"))?,
             "flags" => out.flags = u32::from_str_radix(v, 8).map_err(|_| bad("flags"))?,

@@ -82,12 +82,7 @@ pub fn parse(text: &str) -> std::result::Result<Vec<Vma>, String> {
         if let Some(rest) = line.strip_prefix("VmFlags:") {
             let v = out.last_mut().ok_or("VmFlags before any VMA")?;
             v.flags = rest.split_whitespace().map(str::to_string).collect();
-        } else if line
-            .as_bytes()
-            .first()
-            .is_some_and(|b| b.is_ascii_hexdigit())
-            && line.contains('-')
-        {
+        } else if line.as_bytes().first().is_some_and(|b| b.is_ascii_hexdigit()) && line.contains('-') {
             // Key lines ("Size:", "Rss:") start with a capital letter, which is not
             // a lower-case hex digit; VMA lines start with a lower-case hex address.
             let first = line.split(' ').next().unwrap_or("");

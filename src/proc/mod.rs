@@ -12,10 +12,7 @@ use nix::unistd::Pid;
 #[derive(Debug, thiserror::Error)]
 pub enum ProcError {
     #[error("failed to read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("failed to parse {path}: {what}")]
     Parse { path: PathBuf, what: String },
     #[error("failed to read /proc for task {pid}: {source}")]
@@ -37,9 +34,7 @@ pub fn read_bytes(p: PathBuf) -> Result<Vec<u8>> {
 }
 
 pub fn read_link(p: PathBuf) -> Result<String> {
-    std::fs::read_link(&p)
-        .map(|l| l.to_string_lossy().into_owned())
-        .map_err(|source| ProcError::Io { path: p, source })
+    std::fs::read_link(&p).map(|l| l.to_string_lossy().into_owned()).map_err(|source| ProcError::Io { path: p, source })
 }
 
 pub fn stat(pid: Pid) -> Result<procfs::process::Stat> {
@@ -66,13 +61,8 @@ pub fn thread_stat(pid: Pid, tid: Pid) -> Result<procfs::process::Stat> {
 /// Thread ids of a task, leader first.
 pub fn threads(pid: Pid) -> Result<Vec<Pid>> {
     let p = path(pid, "task");
-    let rd = std::fs::read_dir(&p).map_err(|source| ProcError::Io {
-        path: p.clone(),
-        source,
-    })?;
-    let mut v: Vec<i32> = rd
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
+    let rd = std::fs::read_dir(&p).map_err(|source| ProcError::Io { path: p.clone(), source })?;
+    let mut v: Vec<i32> = rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
     v.sort_unstable();
     if let Some(i) = v.iter().position(|t| *t == pid.as_raw()) {
         v.remove(i);
@@ -86,11 +76,7 @@ pub fn children(pid: Pid) -> Result<Vec<Pid>> {
     let mut out = Vec::new();
     for tid in threads(pid)? {
         let s = read_string(path(pid, &format!("task/{tid}/children")))?;
-        out.extend(
-            s.split_whitespace()
-                .filter_map(|w| w.parse().ok())
-                .map(Pid::from_raw),
-        );
+        out.extend(s.split_whitespace().filter_map(|w| w.parse().ok()).map(Pid::from_raw));
     }
     out.sort_unstable();
     out.dedup();
@@ -100,10 +86,7 @@ pub fn children(pid: Pid) -> Result<Vec<Pid>> {
 /// The saved auxv as (type, value) words, AT_NULL included.
 pub fn auxv(pid: Pid) -> Result<Vec<u64>> {
     let b = read_bytes(path(pid, "auxv"))?;
-    let mut v: Vec<u64> = b
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-        .collect();
+    let mut v: Vec<u64> = b.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
     if let Some(end) = v.chunks_exact(2).position(|p| p[0] == 0) {
         v.truncate(end * 2 + 2);
     }
@@ -113,15 +96,9 @@ pub fn auxv(pid: Pid) -> Result<Vec<u64>> {
 pub fn personality(pid: Pid) -> Result<u32> {
     let p = path(pid, "personality");
     let s = read_string(p.clone())?;
-    u32::from_str_radix(s.trim(), 16).map_err(|e| ProcError::Parse {
-        path: p,
-        what: e.to_string(),
-    })
+    u32::from_str_radix(s.trim(), 16).map_err(|e| ProcError::Parse { path: p, what: e.to_string() })
 }
 
 pub fn cap_last_cap() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40)
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(40)
 }

@@ -26,10 +26,7 @@ pub fn parse(text: &str) -> std::result::Result<Vec<TimerInfo>, String> {
         };
         let v = v.trim();
         if k == "ID" {
-            out.push(TimerInfo {
-                id: v.parse().map_err(|_| format!("ID {v:?}"))?,
-                ..Default::default()
-            });
+            out.push(TimerInfo { id: v.parse().map_err(|_| format!("ID {v:?}"))?, ..Default::default() });
             continue;
         }
         let t = out.last_mut().ok_or("timer field before ID")?;
@@ -66,10 +63,7 @@ mod tests {
         let t = "ID: 0\nsignal: 14/00007ffd12345678\nnotify: signal/pid.4242\nClockID: 1\nID: 3\nsignal: 10/0000000000000000\nnotify: thread/tid.4243\nClockID: 0\n";
         let v = super::parse(t).unwrap();
         assert_eq!(v.len(), 2);
-        assert_eq!(
-            (v[0].id, v[0].signo, v[0].sigval, v[0].clock),
-            (0, 14, 0x7ffd12345678, 1)
-        );
+        assert_eq!((v[0].id, v[0].signo, v[0].sigval, v[0].clock), (0, 14, 0x7ffd12345678, 1));
         assert!(v[1].thread_target && v[1].notify == "thread" && v[1].notify_tid == 4243);
     }
 }

@@ -22,8 +22,16 @@ pub struct Control {
     pub rseq_addr: u64,
     pub rseq_len: u32,
     pub rseq_sig: u32,
+    pub _pad: [u64; 3],
 }
 
+pub const CONTROL_SIZE: u64 = core::mem::size_of::<Control>() as u64;
+
+/// The leader of a process whose leader had exited: it exits again once its
+/// threads exist.
+pub const STEP_LEADER_EXITS: u32 = 18;
+pub const STEP_CHILDREN: u32 = 19;
+pub const STEP_THREADS: u32 = 20;
 pub const STEP_START: u32 = 1;
 pub const STEP_SESSION: u32 = 17;
 pub const STEP_FDS: u32 = 2;
@@ -61,6 +69,9 @@ pub fn step_name(step: u32) -> &'static str {
         STEP_TIMERS => "restore timers",
         STEP_FRAME => "write the signal frame",
         STEP_PARKED => "parked",
+        STEP_LEADER_EXITS => "exit as the saved exited leader",
+        STEP_CHILDREN => "create child processes",
+        STEP_THREADS => "create threads",
         _ => "unknown step",
     }
 }
@@ -204,12 +215,24 @@ pub struct BlobSiginfo {
     pub info: [u8; 128],
 }
 
-/// Per-thread state. Only the leader exists in this version.
+/// Per-thread state, set by each thread itself.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub struct BlobThread {
     pub tid: i32,
-    pub _pad: i32,
+    /// PR_SET_PDEATHSIG value, or -1 to leave it.
+    pub pdeath_signal: i32,
+    /// Address of this thread's Control in the shared control array.
+    pub ctl: u64,
+    /// PR_SET_DUMPABLE value (per mm, but reset by every credential change).
+    pub dumpable: i32,
+    pub _pad1: i32,
+    /// Top of this thread's stack in the blob area (threads other than the one
+    /// running the process part).
+    pub stack_top: u64,
+    /// Its pending signals: `nr_siginfo` BlobSiginfo at `siginfo`.
+    pub nr_siginfo: u64,
+    pub siginfo: u64,
     /// Address where the prepared rt_sigframe goes, and its bytes in the blob area.
     pub frame_addr: u64,
     pub frame_src: u64,
@@ -228,11 +251,34 @@ pub struct BlobThread {
     pub creds: BlobCreds,
 }
 
+pub const CHILD_PROCESS: u32 = 1;
+pub const CHILD_ZOMBIE: u32 = 2;
+
+/// A child the task creates with clone3 (set_tid = `pid`) once its own memory is
+/// in place, so that the child inherits it.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct BlobChild {
+    pub kind: u32,
+    pub pid: i32,
+    /// CHILD_PROCESS: its RestoreArgs.
+    pub args: u64,
+    /// CHILD_ZOMBIE: the wait(2) status it must leave.
+    pub status: i32,
+    pub sid: i32,
+    pub pgid: i32,
+    /// The parent sets the child's group right after creating it (a new group
+    /// that later siblings join), instead of leaving it to the child.
+    pub parent_sets_pgid: u32,
+}
+
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct RestoreArgs {
     pub magic: u64,
-    pub ctl: u64,
+    /// Whether this task waits for rckpt's go (the root only).
+    pub wait_go: u32,
+    pub leader_exited: u32,
     pub rckpt_pid: i32,
     pub pid: i32,
     /// The whole blob area (blob, stack, args, control): kept while everything
@@ -242,9 +288,13 @@ pub struct RestoreArgs {
     /// Upper end of the user address space to unmap up to.
     pub task_size: u64,
 
-    /// 1: setsid() (the task led its session); 2: setpgid(0, 0) (it led its
-    /// group only); 0: keep rckpt's (bound with --shell-job).
+    /// 1: setsid() (the task led its session); 2: setpgid(0, pgid); 0: keep the
+    /// inherited ones.
     pub session: u32,
+    pub pgid: i32,
+    /// Close the fds below fd_base inherited from the parent (not for the root,
+    /// whose low fds are rckpt's and are closed with the rest).
+    pub close_inherited: u32,
     pub _pad2: u32,
     pub fd_base: i32,
     pub nr_keep: u32,
@@ -268,18 +318,21 @@ pub struct RestoreArgs {
     pub personality: u32,
     pub umask: u32,
     pub mdwe: u32,
-    pub dumpable: i32,
-    pub pdeath_signal: i32,
     pub child_subreaper: u32,
     pub thp_disable: u32,
     pub _pad1: u32,
     pub rlimits: [KRlimit; 16],
     pub sigactions: [KSigAction; 64],
+    /// Shared pending signals.
     pub nr_siginfo: u64,
     pub siginfo: u64,
     pub itimers: [[i64; 4]; 3],
     pub nr_timers: u64,
     pub timers: u64,
 
-    pub thread: BlobThread,
+    pub nr_children: u64,
+    pub children: u64,
+    /// The threads, the one running this (the leader's tid) first.
+    pub nr_threads: u64,
+    pub threads: u64,
 }

@@ -16,10 +16,21 @@ use super::abi::InstallFd;
 use super::{RestoreError, RestoreOptions, Result};
 use crate::sys::creds::FsCreds;
 
-/// Descriptors rckpt holds for one task; the trampoline keeps `keep[i]` at
-/// fd_base + i.
+/// Descriptors rckpt holds for the whole tree: the trampoline keeps `keep[i]` at
+/// fd_base + i in every task until the task has installed its own table.
+#[derive(Default)]
 pub struct FdSetup {
     pub keep: Vec<OwnedFd>,
+    /// Per task, in the order `open_all` was given.
+    pub tasks: Vec<TaskFds>,
+    /// Keep index of each open file description already opened, so descriptions
+    /// shared by several fds or processes stay shared.
+    opened: Vec<(u32, i32)>,
+}
+
+/// One task's share of the kept descriptors.
+pub struct TaskFds {
+    pub pid: i32,
     pub install: Vec<InstallFd>,
     pub pages: i32,
     pub exe: i32,
@@ -32,6 +43,10 @@ impl FdSetup {
     fn push(&mut self, fd: OwnedFd) -> i32 {
         self.keep.push(fd);
         self.keep.len() as i32 - 1
+    }
+
+    pub fn task(&self, pid: i32) -> &TaskFds {
+        self.tasks.iter().find(|t| t.pid == pid).expect("opened for every live task")
     }
 }
 
@@ -75,18 +90,13 @@ fn open_path(p: &PathFile, flags: u32) -> Result<OwnedFd> {
         FileType::CharDevice => md.file_type().is_char_device() && md.rdev() == p.rdev,
     };
     if !ok {
-        return Err(RestoreError::Mismatch(format!(
-            "{} is no longer a {:?}",
-            p.path, p.ftype
-        )));
+        return Err(RestoreError::Mismatch(format!("{} is no longer a {:?}", p.path, p.ftype)));
     }
     if matches!(p.ftype, FileType::Regular | FileType::Directory) && p.pos > 0 {
-        nix::unistd::lseek(&f, p.pos as i64, nix::unistd::Whence::SeekSet).map_err(|e| {
-            RestoreError::Io {
-                op: "seek",
-                path: p.path.clone().into(),
-                source: std::io::Error::from(e),
-            }
+        nix::unistd::lseek(&f, p.pos as i64, nix::unistd::Whence::SeekSet).map_err(|e| RestoreError::Io {
+            op: "seek",
+            path: p.path.clone().into(),
+            source: std::io::Error::from(e),
         })?;
     }
     Ok(f.into())
@@ -95,111 +105,81 @@ fn open_path(p: &PathFile, flags: u32) -> Result<OwnedFd> {
 fn shell_tty() -> Result<i32> {
     (0..3)
         .find(|fd| nix::unistd::isatty(crate::sys::borrowed(*fd)).unwrap_or(false))
-        .ok_or_else(|| {
-            RestoreError::Usage("--shell-job: rckpt has no terminal on fd 0, 1 or 2".into())
-        })
+        .ok_or_else(|| RestoreError::Usage("--shell-job: rckpt has no terminal on fd 0, 1 or 2".into()))
 }
 
-pub fn open_all(set: &ImageSet, pid: i32, opts: &RestoreOptions) -> Result<FdSetup> {
+/// Opens everything every live task of the image needs.
+pub fn open_all(set: &ImageSet, opts: &RestoreOptions) -> Result<FdSetup> {
+    let mut s = FdSetup::default();
+    for t in set.pstree.tasks.iter().filter(|t| !t.state.is_zombie()) {
+        open_task(&mut s, set, t.pid, opts)?;
+    }
+    Ok(s)
+}
+
+fn open_task(s: &mut FdSetup, set: &ImageSet, pid: i32, opts: &RestoreOptions) -> Result<()> {
     let core = &set.cores[&pid];
     let mm = &set.mms[&pid];
     let fdt = &set.fdtables[&pid];
-    let mut s = FdSetup {
-        keep: Vec::new(),
-        install: Vec::new(),
-        pages: -1,
-        exe: -1,
-        cwd: -1,
-        mapped: vec![-1; mm.files.len()],
-    };
-
     let pages_path = super::read::pages_path(&opts.dir, pid);
-    let pages = super::read::open_nofollow(&pages_path)
-        .map_err(io("open", &pages_path.to_string_lossy()))?;
-    s.pages = s.push(pages.into());
+    let pages = super::read::open_nofollow(&pages_path).map_err(io("open", &pages_path.to_string_lossy()))?;
+    let mut t = TaskFds { pid, install: Vec::new(), pages: s.push(pages.into()), exe: -1, cwd: -1, mapped: vec![-1; mm.files.len()] };
 
     let c = &core.threads[0].creds;
     let _as_task = FsCreds::switch(c.uid[3], c.gid[3], &c.groups)?;
-    // One open per description, so descriptions shared by several fds stay shared.
-    let mut opened: Vec<(u32, i32)> = Vec::new();
     for e in &fdt.fds {
-        let keep = match opened.iter().find(|(id, _)| *id == e.file) {
+        let keep = match s.opened.iter().find(|(id, _)| *id == e.file) {
             Some((_, k)) => *k,
             None => {
                 let desc = &set.files.files[e.file as usize];
                 let fd = match &desc.kind {
                     FileKind::Path(p) => open_path(p, desc.flags)?,
-                    FileKind::External { key } => match opts.inherit.iter().find(|i| &i.key == key)
-                    {
+                    FileKind::External { key } => match opts.inherit.iter().find(|i| &i.key == key) {
                         Some(i) => dup(i.fd, &format!("--inherit-fd for {key}"))?,
-                        None if opts.shell_job && key.starts_with("tty[") => {
-                            dup(shell_tty()?, "the terminal")?
-                        }
-                        None => {
-                            return Err(RestoreError::Unbound {
-                                missing: vec![key.clone()],
-                            });
-                        }
+                        None if opts.shell_job && key.starts_with("tty[") => dup(shell_tty()?, "the terminal")?,
+                        None => return Err(RestoreError::Unbound { missing: vec![key.clone()] }),
                     },
                 };
                 let k = s.push(fd);
-                opened.push((e.file, k));
+                s.opened.push((e.file, k));
                 k
             }
         };
-        s.install.push(InstallFd {
-            keep: keep as u32,
-            fd: e.fd,
-            cloexec: e.cloexec as u32,
-            _pad: 0,
-        });
+        t.install.push(InstallFd { keep: keep as u32, fd: e.fd, cloexec: e.cloexec as u32, _pad: 0 });
     }
     for (i, f) in mm.files.iter().enumerate() {
-        let used: Vec<_> = mm
-            .vmas
-            .iter()
-            .filter(|v| matches!(v.kind, VmaKind::File { file, .. } if file as usize == i))
-            .collect();
+        let used: Vec<_> =
+            mm.vmas.iter().filter(|v| matches!(v.kind, VmaKind::File { file, .. } if file as usize == i)).collect();
         if used.is_empty() {
             continue;
         }
-        let rw = used
-            .iter()
-            .any(|v| v.shared && v.flags & vmflags::MAYWRITE != 0);
+        let rw = used.iter().any(|v| v.shared && v.flags & vmflags::MAYWRITE != 0);
         let file = OpenOptions::new()
             .read(true)
             .write(rw)
             .custom_flags(libc::O_CLOEXEC)
             .open(&f.path)
             .map_err(io("open mapped file", &f.path))?;
-        let size = file
-            .metadata()
-            .map_err(io("stat mapped file", &f.path))?
-            .size();
+        let size = file.metadata().map_err(io("stat mapped file", &f.path))?.size();
         if size != f.size {
-            return Err(RestoreError::Mismatch(format!(
-                "mapped file {} changed size",
-                f.path
-            )));
+            return Err(RestoreError::Mismatch(format!("mapped file {} changed size", f.path)));
         }
-        s.mapped[i] = s.push(file.into());
+        t.mapped[i] = s.push(file.into());
     }
     if let Some(e) = mm.exe {
         let f = &mm.files[e as usize];
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&f.path)
-            .map_err(io("open executable", &f.path))?;
-        s.exe = s.push(file.into());
+        let file =
+            OpenOptions::new().read(true).custom_flags(libc::O_CLOEXEC).open(&f.path).map_err(io("open executable", &f.path))?;
+        t.exe = s.push(file.into());
     }
     let cwd = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
         .open(&core.cwd)
         .map_err(io("open working directory", &core.cwd))?;
-    s.cwd = s.push(cwd.into());
-    Ok(s)
+    t.cwd = s.push(cwd.into());
+    s.tasks.push(t);
+    Ok(())
 }
 
 /// The lowest fd number above every fd rckpt has open and every target fd.
@@ -209,7 +189,7 @@ pub fn fd_base(s: &FdSetup) -> Result<i32> {
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .max()
         .unwrap_or(0);
-    let target = s.install.iter().map(|i| i.fd).max().unwrap_or(0);
+    let target = s.tasks.iter().flat_map(|t| t.install.iter()).map(|i| i.fd).max().unwrap_or(0);
     let kept = s.keep.iter().map(|f| f.as_raw_fd()).max().unwrap_or(0);
     Ok(own.max(target).max(kept) + 1)
 }

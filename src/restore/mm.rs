@@ -18,25 +18,12 @@ pub fn blob_vmas(mm: &MmImage, mapped: &[i32]) -> Vec<(BlobVma, Option<String>)>
     let mut out = Vec::new();
     for v in &mm.vmas {
         let (mut flags, keep, pgoff) = match &v.kind {
-            VmaKind::Anon | VmaKind::Heap | VmaKind::Stack => (
-                libc::MAP_ANONYMOUS
-                    | if v.shared {
-                        libc::MAP_SHARED
-                    } else {
-                        libc::MAP_PRIVATE
-                    },
-                -1,
-                0,
-            ),
-            VmaKind::File { file, offset } => (
-                if v.shared {
-                    libc::MAP_SHARED
-                } else {
-                    libc::MAP_PRIVATE
-                },
-                mapped[*file as usize],
-                *offset,
-            ),
+            VmaKind::Anon | VmaKind::Heap | VmaKind::Stack => {
+                (libc::MAP_ANONYMOUS | if v.shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE }, -1, 0)
+            }
+            VmaKind::File { file, offset } => {
+                (if v.shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE }, mapped[*file as usize], *offset)
+            }
             VmaKind::Vvar | VmaKind::VvarVclock | VmaKind::Vdso | VmaKind::Vsyscall => continue,
         };
         if v.flags & vmflags::GROWSDOWN != 0 {
@@ -52,19 +39,13 @@ pub fn blob_vmas(mm: &MmImage, mapped: &[i32]) -> Vec<(BlobVma, Option<String>)>
             (vmflags::RANDOM, MADV_BIT_RANDOM),
             (vmflags::SEQUENTIAL, MADV_BIT_SEQUENTIAL),
         ];
-        let mut madv = bits
-            .iter()
-            .filter(|(f, _)| v.flags & f != 0)
-            .fold(0, |a, (_, b)| a | b);
+        let mut madv = bits.iter().filter(|(f, _)| v.flags & f != 0).fold(0, |a, (_, b)| a | b);
         if v.flags & vmflags::LOCKONFAULT != 0 {
             madv |= MADV_BIT_MLOCK_ONFAULT;
         } else if v.flags & vmflags::LOCKED != 0 {
             madv |= MADV_BIT_MLOCK;
         }
-        let has_pages = mm
-            .extents
-            .iter()
-            .any(|e| e.start < v.end && e.end() > v.start);
+        let has_pages = mm.extents.iter().any(|e| e.start < v.end && e.end() > v.start);
         let bv = BlobVma {
             start: v.start,
             end: v.end,
@@ -85,13 +66,7 @@ pub fn blob_vmas(mm: &MmImage, mapped: &[i32]) -> Vec<(BlobVma, Option<String>)>
 pub fn extents(mm: &MmImage) -> Vec<BlobExtent> {
     mm.extents
         .iter()
-        .map(|e| BlobExtent {
-            start: e.start,
-            len: e.len(),
-            file_off: e.offset,
-            crc: e.crc32c,
-            _pad: 0,
-        })
+        .map(|e| BlobExtent { start: e.start, len: e.len(), file_off: e.offset, crc: e.crc32c, _pad: 0 })
         .collect()
 }
 
@@ -117,24 +92,15 @@ pub fn mm_map(mm: &MmImage) -> PrctlMmMap {
 
 /// A place for `size` bytes free in rckpt's own layout and in the saved one,
 /// away from where stacks grow.
-pub fn find_hole(mm: &MmImage, size: u64) -> Result<u64> {
+pub fn find_hole(mms: &[&MmImage], size: u64) -> Result<u64> {
     let mut busy: Vec<(u64, u64)> = vec![(0, MMAP_MIN)];
-    let own = maps::maps(Pid::this())
-        .map_err(|e| RestoreError::Invalid(format!("cannot read own maps: {e}")))?;
+    let own = maps::maps(Pid::this()).map_err(|e| RestoreError::Invalid(format!("cannot read own maps: {e}")))?;
     for v in own.iter().filter(|v| v.name != "[vsyscall]") {
-        let gap = if v.has("gd") || v.name == "[stack]" {
-            STACK_GAP
-        } else {
-            0
-        };
+        let gap = if v.has("gd") || v.name == "[stack]" { STACK_GAP } else { 0 };
         busy.push((v.start.saturating_sub(gap), v.end));
     }
-    for v in mm.vmas.iter().filter(|v| v.kind != VmaKind::Vsyscall) {
-        let gap = if v.flags & vmflags::GROWSDOWN != 0 {
-            STACK_GAP
-        } else {
-            0
-        };
+    for v in mms.iter().flat_map(|m| m.vmas.iter()).filter(|v| v.kind != VmaKind::Vsyscall) {
+        let gap = if v.flags & vmflags::GROWSDOWN != 0 { STACK_GAP } else { 0 };
         busy.push((v.start.saturating_sub(gap), v.end));
     }
     busy.sort_unstable();
@@ -147,9 +113,7 @@ pub fn find_hole(mm: &MmImage, size: u64) -> Result<u64> {
         }
         limit = limit.min(s);
     }
-    Err(RestoreError::Invalid(format!(
-        "no free place of {size} bytes for the restorer"
-    )))
+    Err(RestoreError::Invalid(format!("no free place of {size} bytes for the restorer")))
 }
 
 /// One line of a layout: range, permissions, name.
@@ -176,11 +140,7 @@ fn saved_name(mm: &MmImage, v: &rckpt_images::mm::Vma) -> String {
         VmaKind::VvarVclock => "[vvar_vclock]".into(),
         VmaKind::Vsyscall => "[vsyscall]".into(),
         VmaKind::File { file, .. } => mm.files[*file as usize].path.clone(),
-        VmaKind::Anon => v
-            .anon_name
-            .as_ref()
-            .map(|n| format!("[anon:{n}]"))
-            .unwrap_or_default(),
+        VmaKind::Anon => v.anon_name.as_ref().map(|n| format!("[anon:{n}]")).unwrap_or_default(),
     }
 }
 
@@ -188,14 +148,8 @@ fn saved_name(mm: &MmImage, v: &rckpt_images::mm::Vma) -> String {
 /// backing. Adjacent twins the kernel merged are compared merged; the stack may
 /// have grown down.
 pub fn check_layout(pid: Pid, mm: &MmImage) -> Result<()> {
-    let now = maps::maps(pid).map_err(|e| RestoreError::Layout {
-        pid: pid.as_raw(),
-        what: e.to_string(),
-    })?;
-    let mut a: Vec<Line> = now
-        .iter()
-        .map(|v| (v.start, v.end, v.perms(), v.name.clone()))
-        .collect();
+    let now = maps::maps(pid).map_err(|e| RestoreError::Layout { pid: pid.as_raw(), what: e.to_string() })?;
+    let mut a: Vec<Line> = now.iter().map(|v| (v.start, v.end, v.perms(), v.name.clone())).collect();
     let b: Vec<Line> = mm
         .vmas
         .iter()
@@ -210,10 +164,8 @@ pub fn check_layout(pid: Pid, mm: &MmImage) -> Result<()> {
             (v.start, v.end, p, saved_name(mm, v))
         })
         .collect();
-    if let (Some(sa), Some(sb)) = (
-        a.iter_mut().find(|l| l.3 == "[stack]"),
-        b.iter().find(|l| l.3 == "[stack]"),
-    ) && sa.1 == sb.1
+    if let (Some(sa), Some(sb)) = (a.iter_mut().find(|l| l.3 == "[stack]"), b.iter().find(|l| l.3 == "[stack]"))
+        && sa.1 == sb.1
         && sa.0 < sb.0
     {
         sa.0 = sb.0;
@@ -224,17 +176,10 @@ pub fn check_layout(pid: Pid, mm: &MmImage) -> Result<()> {
             .iter()
             .filter(|l| !b.contains(l))
             .map(|l| format!("+{:#x}-{:#x} {} {}", l.0, l.1, l.2, l.3))
-            .chain(
-                b.iter()
-                    .filter(|l| !a.contains(l))
-                    .map(|l| format!("-{:#x}-{:#x} {} {}", l.0, l.1, l.2, l.3)),
-            )
+            .chain(b.iter().filter(|l| !a.contains(l)).map(|l| format!("-{:#x}-{:#x} {} {}", l.0, l.1, l.2, l.3)))
             .take(8)
             .collect();
-        return Err(RestoreError::Layout {
-            pid: pid.as_raw(),
-            what: diff.join("; "),
-        });
+        return Err(RestoreError::Layout { pid: pid.as_raw(), what: diff.join("; ") });
     }
     Ok(())
 }

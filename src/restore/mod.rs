@@ -40,30 +40,17 @@ pub enum RestoreError {
     #[error("pid {pid} is in use by a running process")]
     PidTaken { pid: i32 },
     #[error("failed to {op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Sys(#[from] SysError),
     #[error("task {pid} failed at step '{step}' ({detail:#x}): {errno}")]
-    Step {
-        pid: i32,
-        step: &'static str,
-        detail: u64,
-        errno: Errno,
-    },
+    Step { pid: i32, step: &'static str, detail: u64, errno: Errno },
     #[error(
         "{file}: the page extent at {addr:#x} fails its checksum (the pages file is damaged); task {pid} was not released"
     )]
     PagesCorrupt { file: String, addr: u64, pid: i32 },
     #[error("task {pid} stopped unexpectedly during restore ({stop}) at step '{step}'")]
-    Crashed {
-        pid: i32,
-        step: &'static str,
-        stop: String,
-    },
+    Crashed { pid: i32, step: &'static str, stop: String },
     #[error("task {pid}: restored memory layout differs from the image: {what}")]
     Layout { pid: i32, what: String },
     #[error(transparent)]
@@ -88,10 +75,7 @@ impl InheritFd {
         if fd < 0 || key.is_empty() {
             return Err(bad());
         }
-        Ok(InheritFd {
-            fd,
-            key: key.to_string(),
-        })
+        Ok(InheritFd { fd, key: key.to_string() })
     }
 }
 
@@ -104,22 +88,9 @@ pub struct RestoreOptions {
 }
 
 impl RestoreOptions {
-    pub fn new(
-        dir: PathBuf,
-        detach: bool,
-        inherit: &[String],
-        shell_job: bool,
-    ) -> Result<RestoreOptions> {
-        let inherit = inherit
-            .iter()
-            .map(|s| InheritFd::parse(s))
-            .collect::<Result<_>>()?;
-        Ok(RestoreOptions {
-            dir,
-            detach,
-            inherit,
-            shell_job,
-        })
+    pub fn new(dir: PathBuf, detach: bool, inherit: &[String], shell_job: bool) -> Result<RestoreOptions> {
+        let inherit = inherit.iter().map(|s| InheritFd::parse(s)).collect::<Result<_>>()?;
+        Ok(RestoreOptions { dir, detach, inherit, shell_job })
     }
 }
 
@@ -137,8 +108,12 @@ pub fn restore(opts: &RestoreOptions) -> Result<Pid> {
     let set = read::read(&opts.dir)?;
     validate::check_host(&set, opts)?;
     fault::point("restore.validated")?;
-    let root = set.pstree.root().pid;
-    validate::wait_pid_free(root)?;
+    for t in &set.pstree.tasks {
+        validate::wait_pid_free(t.pid)?;
+        for &tid in &t.threads {
+            validate::wait_pid_free(tid)?;
+        }
+    }
     let prepared = task::prepare(&set, opts)?;
     task::create_and_release(prepared)
 }

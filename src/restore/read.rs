@@ -9,27 +9,19 @@ use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use rckpt_images::{
-    Image, ImageSet, Kind, core, fdinfo, files, frame, inventory, mm, pages, pstree,
-};
+use rckpt_images::{Image, ImageSet, Kind, core, fdinfo, files, frame, inventory, mm, pages, pstree};
 
 use super::{RestoreError, Result};
 
 pub fn open_nofollow(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
+    OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path)
 }
 
 /// Reads a framed image file, refusing before allocation if it is larger than
 /// its kind allows.
 fn read_framed<T: Image>(dir: &Path, name: &str, expect_size: Option<u64>) -> Result<T> {
     let path = dir.join(name);
-    let bad = |source| RestoreError::Image {
-        file: name.to_string(),
-        source,
-    };
+    let bad = |source| RestoreError::Image { file: name.to_string(), source };
     let mut f = match open_nofollow(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -39,48 +31,29 @@ fn read_framed<T: Image>(dir: &Path, name: &str, expect_size: Option<u64>) -> Re
             });
         }
         Err(source) => {
-            return Err(RestoreError::Io {
-                op: "open image file",
-                path,
-                source,
-            });
+            return Err(RestoreError::Io { op: "open image file", path, source });
         }
     };
-    let md = f.metadata().map_err(|source| RestoreError::Io {
-        op: "stat image file",
-        path: path.clone(),
-        source,
-    })?;
+    let md = f.metadata().map_err(|source| RestoreError::Io { op: "stat image file", path: path.clone(), source })?;
     if !md.is_file() {
-        return Err(bad(rckpt_images::ImageError::Invalid(
-            "not a regular file".into(),
-        )));
+        return Err(bad(rckpt_images::ImageError::Invalid("not a regular file".into())));
     }
     let len = md.len();
     if let Some(want) = expect_size
         && want != len
     {
-        return Err(bad(rckpt_images::ImageError::Invalid(format!(
-            "{len} bytes where the inventory lists {want}"
-        ))));
+        return Err(bad(rckpt_images::ImageError::Invalid(format!("{len} bytes where the inventory lists {want}"))));
     }
     let cap = frame::HEADER_LEN as u64 + T::KIND.body_cap();
     if len > cap {
-        return Err(bad(rckpt_images::ImageError::TooLarge {
-            kind: T::KIND,
-            len,
-            cap,
-        }));
+        return Err(bad(rckpt_images::ImageError::TooLarge { kind: T::KIND, len, cap }));
     }
     let mut buf = Vec::with_capacity(len as usize);
-    f.by_ref()
-        .take(cap + 1)
-        .read_to_end(&mut buf)
-        .map_err(|source| RestoreError::Io {
-            op: "read image file",
-            path,
-            source,
-        })?;
+    f.by_ref().take(cap + 1).read_to_end(&mut buf).map_err(|source| RestoreError::Io {
+        op: "read image file",
+        path,
+        source,
+    })?;
     T::decode(&buf).map_err(bad)
 }
 
@@ -89,34 +62,21 @@ pub fn read(dir: &Path) -> Result<ImageSet> {
     match std::fs::symlink_metadata(dir) {
         Ok(m) if m.is_dir() => {}
         _ => {
-            return Err(RestoreError::NoImage {
-                dir: dir.to_path_buf(),
-            });
+            return Err(RestoreError::NoImage { dir: dir.to_path_buf() });
         }
     }
     if !dir.join(inventory::FILE_NAME).exists() {
-        return Err(RestoreError::Incomplete {
-            dir: dir.to_path_buf(),
-        });
+        return Err(RestoreError::Incomplete { dir: dir.to_path_buf() });
     }
     let inv: inventory::Inventory = read_framed(dir, inventory::FILE_NAME, None)?;
-    inv.validate().map_err(|source| RestoreError::Image {
-        file: inventory::FILE_NAME.into(),
-        source,
-    })?;
+    inv.validate().map_err(|source| RestoreError::Image { file: inventory::FILE_NAME.into(), source })?;
     let size_of = |name: &str| inv.file(name).map(|f| f.size);
     let listed = |name: &str| -> Result<u64> {
-        size_of(name)
-            .ok_or_else(|| RestoreError::Invalid(format!("the inventory does not list {name}")))
+        size_of(name).ok_or_else(|| RestoreError::Invalid(format!("the inventory does not list {name}")))
     };
-    let tree: pstree::PsTree =
-        read_framed(dir, pstree::FILE_NAME, Some(listed(pstree::FILE_NAME)?))?;
-    tree.validate().map_err(|source| RestoreError::Image {
-        file: pstree::FILE_NAME.into(),
-        source,
-    })?;
-    let files_img: files::FilesImage =
-        read_framed(dir, files::FILE_NAME, Some(listed(files::FILE_NAME)?))?;
+    let tree: pstree::PsTree = read_framed(dir, pstree::FILE_NAME, Some(listed(pstree::FILE_NAME)?))?;
+    tree.validate().map_err(|source| RestoreError::Image { file: pstree::FILE_NAME.into(), source })?;
+    let files_img: files::FilesImage = read_framed(dir, files::FILE_NAME, Some(listed(files::FILE_NAME)?))?;
     let mut cores = BTreeMap::new();
     let mut mms = BTreeMap::new();
     let mut fdtables = BTreeMap::new();
@@ -133,51 +93,24 @@ pub fn read(dir: &Path) -> Result<ImageSet> {
         let n = pages::file_name(t.pid);
         check_pages_file(dir, &n, t.pid, listed(&n)?)?;
     }
-    let set = ImageSet {
-        inventory: inv,
-        pstree: tree,
-        files: files_img,
-        cores,
-        mms,
-        fdtables,
-    };
-    set.validate()
-        .map_err(|e| RestoreError::Invalid(e.to_string()))?;
+    let set = ImageSet { inventory: inv, pstree: tree, files: files_img, cores, mms, fdtables };
+    set.validate().map_err(|e| RestoreError::Invalid(e.to_string()))?;
     Ok(set)
 }
 
 fn check_pages_file(dir: &Path, name: &str, pid: i32, size: u64) -> Result<()> {
     let path = dir.join(name);
-    let bad = |source| RestoreError::Image {
-        file: name.to_string(),
-        source,
-    };
-    let mut f = open_nofollow(&path).map_err(|_| {
-        bad(rckpt_images::ImageError::Invalid(
-            "the file is missing".into(),
-        ))
-    })?;
-    let len = f
-        .metadata()
-        .map_err(|source| RestoreError::Io {
-            op: "stat pages file",
-            path: path.clone(),
-            source,
-        })?
-        .len();
+    let bad = |source| RestoreError::Image { file: name.to_string(), source };
+    let mut f =
+        open_nofollow(&path).map_err(|_| bad(rckpt_images::ImageError::Invalid("the file is missing".into())))?;
+    let len =
+        f.metadata().map_err(|source| RestoreError::Io { op: "stat pages file", path: path.clone(), source })?.len();
     if len != size {
-        return Err(bad(rckpt_images::ImageError::Invalid(format!(
-            "{len} bytes where the inventory lists {size}"
-        ))));
+        return Err(bad(rckpt_images::ImageError::Invalid(format!("{len} bytes where the inventory lists {size}"))));
     }
     let mut head = [0u8; 20];
-    f.read_exact(&mut head).map_err(|_| {
-        bad(rckpt_images::ImageError::Truncated {
-            what: "pages header",
-            need: 20,
-            have: len,
-        })
-    })?;
+    f.read_exact(&mut head)
+        .map_err(|_| bad(rckpt_images::ImageError::Truncated { what: "pages header", need: 20, have: len }))?;
     pages::check_header(&head, pid).map_err(bad)
 }
 

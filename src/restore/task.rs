@@ -1,16 +1,19 @@
-//! Creating a task: the trampoline's area mapped in rckpt at a place free in both
-//! layouts, its arguments written there, clone3 with the saved pid into it, the
-//! child seized (PTRACE_O_EXITKILL) before it may go on, then parked, checked,
-//! stripped of the trampoline and released into rt_sigreturn.
+//! Creating the tree: the trampoline's area mapped in rckpt at a place free in
+//! every saved layout and in rckpt's own, the arguments of every task written
+//! there, clone3 of the root with its saved pid into it, the root seized
+//! (PTRACE_O_EXITKILL, and every task it creates traced the same way) before it
+//! may go on; then every thread parked, checked, stripped of the trampoline,
+//! taken through its final rt_sigreturn, and released in saved order.
 
+use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use rckpt_images::ImageSet;
 use rckpt_images::core::GpRegs;
-use rckpt_images::mm::{MmImage, PAGE_SIZE, vmflags};
-use rckpt_images::pstree::TaskState as SavedState;
+use rckpt_images::mm::{MmImage, vmflags};
+use rckpt_images::pstree::TaskState as Saved;
 
 use super::abi::*;
 use super::files::{self, FdSetup};
@@ -24,9 +27,12 @@ use crate::sys::ptrace::{Resume, Stop, Tracee, opts};
 use crate::sys::signal::BlockAll;
 use crate::sys::{Pid, RemoteAddr, SysError, page_align_up, remote};
 
-const CTL_LEN: u64 = PAGE_SIZE;
 const STACK_LEN: u64 = 128 * 1024;
+const THREAD_STACK_LEN: u64 = 32 * 1024;
 const PARK_TIMEOUT_BASE: Duration = Duration::from_secs(30);
+const PTRACE_EVENT_FORK: i32 = 1;
+const PTRACE_EVENT_VFORK: i32 = 2;
+const PTRACE_EVENT_CLONE: i32 = 3;
 
 /// A bump allocator over the argument area, handing out absolute addresses.
 struct Arena<'m> {
@@ -36,21 +42,26 @@ struct Arena<'m> {
 }
 
 impl Arena<'_> {
-    fn bytes(&mut self, b: &[u8], align: usize) -> Result<u64> {
+    fn reserve(&mut self, len: usize, align: usize) -> Result<(u64, usize)> {
         let start = self.at.div_ceil(align) * align;
-        let end = start + b.len();
+        let end = start + len;
         if end > self.buf.len() {
-            return Err(RestoreError::Invalid(
-                "the restorer's argument area is too small".into(),
-            ));
+            return Err(RestoreError::Invalid("the restorer's argument area is too small".into()));
         }
-        self.buf[start..end].copy_from_slice(b);
         self.at = end;
-        Ok(self.base + start as u64)
+        Ok((self.base + start as u64, start))
     }
 
-    fn put<T: Pod>(&mut self, v: &T) -> Result<u64> {
-        self.bytes(pod::bytes_of(v), 16)
+    fn bytes(&mut self, b: &[u8], align: usize) -> Result<u64> {
+        let (addr, off) = self.reserve(b.len(), align)?;
+        self.buf[off..off + b.len()].copy_from_slice(b);
+        Ok(addr)
+    }
+
+    fn put_at<T: Pod>(&mut self, addr: u64, v: &T) {
+        let off = (addr - self.base) as usize;
+        let b = pod::bytes_of(v);
+        self.buf[off..off + b.len()].copy_from_slice(b);
     }
 
     fn slice<T: Pod>(&mut self, v: &[T]) -> Result<u64> {
@@ -61,513 +72,677 @@ impl Arena<'_> {
     }
 }
 
-pub struct Prepared<'s> {
-    pid: Pid,
+/// One thread to park and release.
+struct ThreadPlan {
+    tid: i32,
+    /// Offset of its Control in the control array.
+    ctl_off: usize,
+    regs: GpRegs,
+    frame_regs: GpRegs,
+    frame_rsp: u64,
+}
+
+struct TaskPlan<'s> {
+    pid: i32,
     mm: &'s MmImage,
+    /// The task running the process part (offset of its Control), which for an
+    /// exited leader exits once its threads exist.
+    runner_ctl: usize,
+    threads: Vec<ThreadPlan>,
+    leader_exited: bool,
+    stopped: bool,
+    /// A `syscall` instruction in the restored vDSO.
+    insn: u64,
+}
+
+pub struct Prepared<'s> {
+    root: Pid,
     ctl: LocalMapping,
-    // Held until the child exists: it is mapped in rckpt's own address space.
+    // Held until the root exists: mapped in rckpt's own address space.
     _body: LocalMapping,
     area: (u64, u64),
     entry: BlobEntry,
-    fds: FdSetup,
-    regs: GpRegs,
-    /// The registers the frame holds.
-    frame_regs: GpRegs,
-    frame_rsp: u64,
-    insn: u64,
-    stop_signal: Option<i32>,
+    /// rckpt's copies, closed once the root has its own.
+    fds: Option<FdSetup>,
+    tasks: Vec<TaskPlan<'s>>,
     park_timeout: Duration,
-}
-
-fn estimate_args(set: &ImageSet, pid: i32, fds: &FdSetup, nr_vmas: usize) -> u64 {
-    let core = &set.cores[&pid];
-    let mm = &set.mms[&pid];
-    let t = &core.threads[0];
-    let names: usize = mm
-        .vmas
-        .iter()
-        .filter_map(|v| v.anon_name.as_ref())
-        .map(|n| n.len() + 16)
-        .sum();
-    let n = std::mem::size_of::<RestoreArgs>()
-        + fds.keep.len() * std::mem::size_of::<KeepFd>()
-        + fds.install.len() * std::mem::size_of::<InstallFd>()
-        + nr_vmas * std::mem::size_of::<BlobVma>()
-        + names
-        + mm.extents.len() * std::mem::size_of::<BlobExtent>()
-        + mm.auxv.len() * 8
-        + t.creds.groups.len() * 4
-        + (core.shared_pending.len() + t.pending.len()) * std::mem::size_of::<BlobSiginfo>()
-        + core.posix_timers.len() * std::mem::size_of::<BlobTimer>()
-        + sigframe::frame_size(t.xstate.len()) as usize
-        + 16 * 16;
-    n as u64 + PAGE_SIZE
 }
 
 fn siginfo(shared: bool, s: &rckpt_images::core::SigInfo) -> BlobSiginfo {
     let mut info = [0u8; 128];
     info.copy_from_slice(&s.0);
-    BlobSiginfo {
-        shared: shared as u32,
-        signo: s.signo(),
-        info,
-    }
+    BlobSiginfo { shared: shared as u32, signo: s.signo(), info }
 }
 
 /// Whether [lo, hi) lies in saved writable memory (or where a stack grows).
 fn frame_fits(mm: &MmImage, lo: u64, hi: u64) -> bool {
     mm.vmas.iter().any(|v| {
-        let start = if v.flags & vmflags::GROWSDOWN != 0 {
-            v.start.saturating_sub(1 << 20)
-        } else {
-            v.start
-        };
+        let start = if v.flags & vmflags::GROWSDOWN != 0 { v.start.saturating_sub(1 << 20) } else { v.start };
         v.prot & rckpt_images::mm::PROT_WRITE != 0 && start <= lo && hi <= v.end
     })
 }
 
+/// Upper bound of the argument area for the whole tree.
+fn estimate_args(set: &ImageSet, fds: &FdSetup) -> u64 {
+    let mut n = fds.keep.len() * 8 + 4096;
+    for t in &set.pstree.tasks {
+        n += std::mem::size_of::<BlobChild>() + 64;
+        if t.state.is_zombie() {
+            continue;
+        }
+        let core = &set.cores[&t.pid];
+        let mm = &set.mms[&t.pid];
+        n += std::mem::size_of::<RestoreArgs>() + 16 * 16;
+        n += fds.task(t.pid).install.len() * std::mem::size_of::<InstallFd>();
+        n += mm.vmas.len() * std::mem::size_of::<BlobVma>();
+        n += mm.vmas.iter().filter_map(|v| v.anon_name.as_ref()).map(|n| n.len() + 16).sum::<usize>();
+        n += mm.extents.len() * std::mem::size_of::<BlobExtent>();
+        n += mm.auxv.len() * 8;
+        n += core.shared_pending.len() * std::mem::size_of::<BlobSiginfo>();
+        n += core.posix_timers.len() * std::mem::size_of::<BlobTimer>();
+        for th in &core.threads {
+            n += std::mem::size_of::<BlobThread>() + 64;
+            n += th.creds.groups.len() * 4 + 16;
+            n += th.pending.len() * std::mem::size_of::<BlobSiginfo>() + 16;
+            n += sigframe::frame_size(th.xstate.len()) as usize + 64;
+        }
+        n += std::mem::size_of::<BlobThread>() + 64;
+    }
+    n as u64
+}
+
+fn creds_of(c: &rckpt_images::core::Creds, groups: u64) -> BlobCreds {
+    BlobCreds {
+        uid: c.uid,
+        gid: c.gid,
+        groups,
+        nr_groups: c.groups.len() as u32,
+        securebits: c.securebits,
+        cap_inheritable: c.cap_inheritable,
+        cap_permitted: c.cap_permitted,
+        cap_effective: c.cap_effective,
+        cap_bounding: c.cap_bounding,
+        cap_ambient: c.cap_ambient,
+        last_cap: crate::proc::cap_last_cap(),
+        no_new_privs: c.no_new_privs as u32,
+    }
+}
+
+/// Session and group set-up of `t`, created by a parent in `parent_sid` and
+/// `parent_pgid`: (session mode, parent sets the group).
+fn session_mode(t: &rckpt_images::pstree::TaskEntry, parent: Option<(i32, i32)>) -> (u32, bool) {
+    if t.sid == t.pid {
+        return (1, false);
+    }
+    match parent {
+        Some((_, ppgid)) if t.pgid == ppgid => (0, false),
+        Some(_) => (2, t.pgid == t.pid),
+        // The root, created by rckpt: keep rckpt's session (bound with --shell-job)
+        // but take its own group if it led one.
+        None if t.pgid == t.pid => (2, false),
+        None => (0, false),
+    }
+}
+
 pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<'s>> {
-    let entry = set.pstree.root();
-    let pid = entry.pid;
-    let core = &set.cores[&pid];
-    let mm = &set.mms[&pid];
-    let t = &core.threads[0];
-    let fds = files::open_all(set, pid, opts)?;
-    let vmas = mm::blob_vmas(mm, &fds.mapped);
+    let root = set.pstree.root().pid;
+    let fds = files::open_all(set, opts)?;
     let blob = crate::blob::restorer();
-    let args_len = page_align_up(estimate_args(set, pid, &fds, vmas.len()));
-    let total = CTL_LEN + blob.size() + STACK_LEN + args_len;
-    let base = mm::find_hole(mm, total)?;
-    let ctl = LocalMapping::anon_at(base, CTL_LEN, true)?;
-    let mut body = LocalMapping::anon_at(base + CTL_LEN, total - CTL_LEN, false)?;
-    let blob_base = base + CTL_LEN;
-    let stack_top = blob_base + blob.size() + STACK_LEN;
+    let live: Vec<&rckpt_images::pstree::TaskEntry> = set.pstree.tasks.iter().filter(|t| !t.state.is_zombie()).collect();
+
+    // One Control per thread, plus one for each exited leader.
+    let nr_ctl: usize = live.iter().map(|t| t.threads.len() + (t.state == Saved::LeaderExited) as usize).sum();
+    let ctl_len = page_align_up((nr_ctl as u64) * CONTROL_SIZE);
+    let max_threads = live.iter().map(|t| t.threads.len()).max().unwrap_or(1) as u64;
+    let stacks_len = STACK_LEN + max_threads * THREAD_STACK_LEN;
+    let args_len = page_align_up(estimate_args(set, &fds));
+    let total = ctl_len + blob.size() + stacks_len + args_len;
+    let mms: Vec<&MmImage> = live.iter().map(|t| &set.mms[&t.pid]).collect();
+    let base = mm::find_hole(&mms, total)?;
+    let ctl = LocalMapping::anon_at(base, ctl_len, true)?;
+    let mut body = LocalMapping::anon_at(base + ctl_len, total - ctl_len, false)?;
+    let blob_base = base + ctl_len;
+    let stacks_base = blob_base + blob.size();
+    let proc_stack_top = stacks_base + STACK_LEN;
+    let args_base = stacks_base + stacks_len;
     let fd_base = files::fd_base(&fds)?;
 
-    // The frame rt_sigreturn will consume, where the kernel would put a signal
-    // frame below the saved stack pointer.
-    // ERESTART_RESTARTBLOCK becomes EINTR here (the kernel's restart block for it
-    // is gone); the other restarts are left to the kernel at release.
-    let mut regs = t.regs;
-    if arch::restart_kind(&regs) == arch::Restart::Block {
-        arch::apply_restart(&mut regs, false);
-    }
-    let (frame_addr, fp_addr) = sigframe::place_below(regs.rsp, t.xstate.len());
-    if !frame_fits(mm, frame_addr, regs.rsp) {
-        return Err(RestoreError::Invalid(format!(
-            "thread {}: no saved writable memory below its stack pointer {:#x} for the signal frame",
-            t.tid, regs.rsp
-        )));
-    }
-    let frame = sigframe::build(
-        frame_addr,
-        fp_addr,
-        &regs,
-        &t.xstate,
-        t.blocked,
-        &t.sigaltstack,
-    );
-
-    let args_addr;
+    let mut plans = Vec::new();
+    let root_args;
     {
         let bytes = body.bytes_mut();
         blob.relocate_into(blob_base, &mut bytes[..blob.size() as usize]);
-        let args_off = (stack_top - blob_base) as usize;
-        let mut a = Arena {
-            buf: &mut bytes[args_off..],
-            base: stack_top,
-            at: 0,
-        };
-        let keep: Vec<KeepFd> = fds
-            .keep
-            .iter()
-            .map(|f| KeepFd {
-                src: f.as_raw_fd(),
-                _pad: 0,
-            })
-            .collect();
+        let args_off = (args_base - blob_base) as usize;
+        let mut a = Arena { buf: &mut bytes[args_off..], base: args_base, at: 0 };
+        let keep: Vec<KeepFd> = fds.keep.iter().map(|f| KeepFd { src: f.as_raw_fd(), _pad: 0 }).collect();
         let keep_addr = a.slice(&keep)?;
-        let install_addr = a.slice(&fds.install)?;
-        let mut bvmas = Vec::with_capacity(vmas.len());
-        for (mut v, name) in vmas {
-            if let Some(n) = name {
-                let mut z = n.into_bytes();
-                z.push(0);
-                v.name = a.bytes(&z, 1)?;
+        // Every task's RestoreArgs has its place first, so parents can point at
+        // their children's.
+        let mut args_at: BTreeMap<i32, u64> = BTreeMap::new();
+        for t in &live {
+            args_at.insert(t.pid, a.reserve(std::mem::size_of::<RestoreArgs>(), 16)?.0);
+        }
+        let mut next_ctl = 0usize;
+        for t in &live {
+            let pid = t.pid;
+            let core = &set.cores[&pid];
+            let mm = &set.mms[&pid];
+            let tf = fds.task(pid);
+            let install_addr = a.slice(&tf.install)?;
+            let mut bvmas = Vec::new();
+            for (mut v, name) in mm::blob_vmas(mm, &tf.mapped) {
+                if let Some(n) = name {
+                    let mut z = n.into_bytes();
+                    z.push(0);
+                    v.name = a.bytes(&z, 1)?;
+                }
+                bvmas.push(v);
             }
-            bvmas.push(v);
-        }
-        let vmas_addr = a.slice(&bvmas)?;
-        let exts = mm::extents(mm);
-        let ext_addr = a.slice(&exts)?;
-        let auxv_addr = a.slice(&mm.auxv)?;
-        let groups_addr = a.slice(&t.creds.groups)?;
-        let mut sigs: Vec<BlobSiginfo> = core
-            .shared_pending
-            .iter()
-            .map(|s| siginfo(true, s))
-            .collect();
-        sigs.extend(t.pending.iter().map(|s| siginfo(false, s)));
-        let sig_addr = a.slice(&sigs)?;
-        let timers: Vec<BlobTimer> = core
-            .posix_timers
-            .iter()
-            .map(|p| BlobTimer {
-                id: p.id,
-                clock: p.clock,
-                sigval: p.sigval,
-                signo: p.signo,
-                notify: p.notify,
-                notify_tid: p.notify_tid,
-                _pad: 0,
-                interval_sec: (p.interval_ns / 1_000_000_000) as i64,
-                interval_nsec: (p.interval_ns % 1_000_000_000) as i64,
-                value_sec: (p.value_ns / 1_000_000_000) as i64,
-                value_nsec: (p.value_ns % 1_000_000_000) as i64,
-            })
-            .collect();
-        let timers_addr = a.slice(&timers)?;
-        let frame_src = a.bytes(&frame.bytes, 64)?;
+            let vmas_addr = a.slice(&bvmas)?;
+            let exts = mm::extents(mm);
+            let ext_addr = a.slice(&exts)?;
+            let auxv_addr = a.slice(&mm.auxv)?;
+            let shared: Vec<BlobSiginfo> = core.shared_pending.iter().map(|s| siginfo(true, s)).collect();
+            let shared_addr = a.slice(&shared)?;
+            let timers: Vec<BlobTimer> = core
+                .posix_timers
+                .iter()
+                .map(|p| BlobTimer {
+                    id: p.id,
+                    clock: p.clock,
+                    sigval: p.sigval,
+                    signo: p.signo,
+                    notify: p.notify,
+                    notify_tid: p.notify_tid,
+                    _pad: 0,
+                    interval_sec: (p.interval_ns / 1_000_000_000) as i64,
+                    interval_nsec: (p.interval_ns % 1_000_000_000) as i64,
+                    value_sec: (p.value_ns / 1_000_000_000) as i64,
+                    value_nsec: (p.value_ns % 1_000_000_000) as i64,
+                })
+                .collect();
+            let timers_addr = a.slice(&timers)?;
 
-        let mut mm_map = mm::mm_map(mm);
-        mm_map.auxv = auxv_addr;
-        mm_map.auxv_size = (mm.auxv.len() * 8) as u32;
-        let mut comm = [0u8; 16];
-        comm[..t.comm.len().min(15)].copy_from_slice(&t.comm.as_bytes()[..t.comm.len().min(15)]);
-        let mut affinity = [0u64; 16];
-        let nr_aff = t.sched.affinity.len().min(16);
-        affinity[..nr_aff].copy_from_slice(&t.sched.affinity[..nr_aff]);
-        let c = &t.creds;
-        let thread = BlobThread {
-            tid: t.tid,
-            _pad: 0,
-            frame_addr,
-            frame_src,
-            frame_len: frame.bytes.len() as u64,
-            comm,
-            rseq_addr: t.rseq.map(|r| r.addr).unwrap_or(0),
-            rseq_len: t.rseq.map(|r| r.len).unwrap_or(0),
-            rseq_sig: t.rseq.map(|r| r.signature).unwrap_or(0),
-            robust_head: t.robust_list.head,
-            robust_len: t.robust_list.len,
-            tid_address: t.tid_address,
-            nice: t.sched.nice,
-            nr_affinity: nr_aff as u32,
-            affinity,
-            timer_slack_ns: t.sched.timer_slack_ns,
-            creds: BlobCreds {
-                uid: c.uid,
-                gid: c.gid,
-                groups: groups_addr,
-                nr_groups: c.groups.len() as u32,
-                securebits: c.securebits,
-                cap_inheritable: c.cap_inheritable,
-                cap_permitted: c.cap_permitted,
-                cap_effective: c.cap_effective,
-                cap_bounding: c.cap_bounding,
-                cap_ambient: c.cap_ambient,
-                last_cap: crate::proc::cap_last_cap(),
-                no_new_privs: c.no_new_privs as u32,
-            },
-        };
-        let mut rl = [KRlimit {
-            cur: u64::MAX,
-            max: u64::MAX,
-        }; 16];
-        for r in &core.rlimits {
-            rl[r.resource as usize] = KRlimit {
-                cur: r.cur,
-                max: r.max,
+            // Threads: the runner (the task with the process's pid) first.
+            let mut bthreads = Vec::new();
+            let mut tplans = Vec::new();
+            let leader_exited = t.state == Saved::LeaderExited;
+            let mut runner_ctl = next_ctl;
+            if leader_exited {
+                // The exited leader runs the process part, creates the threads and
+                // exits; it has no saved registers, so it uses the first thread's
+                // credentials.
+                let th = &core.threads[0];
+                let groups = a.slice(&th.creds.groups)?;
+                let mut comm = [0u8; 16];
+                comm[..1].copy_from_slice(b"-");
+                bthreads.push(BlobThread {
+                    tid: pid,
+                    pdeath_signal: -1,
+                    ctl: base + (next_ctl as u64) * CONTROL_SIZE,
+                    dumpable: core.prctl.dumpable,
+                    stack_top: proc_stack_top,
+                    creds: creds_of(&th.creds, groups),
+                    comm,
+                    ..BlobThread::default()
+                });
+                next_ctl += 1;
+            }
+            for (i, th) in core.threads.iter().enumerate() {
+                let mut regs = th.regs;
+                // ERESTART_RESTARTBLOCK becomes EINTR here (the kernel's restart
+                // block is gone); other restarts are left to the kernel at release.
+                if arch::restart_kind(&regs) == arch::Restart::Block {
+                    arch::apply_restart(&mut regs, false);
+                }
+                let (frame_addr, fp_addr) = sigframe::place_below(regs.rsp, th.xstate.len());
+                if !frame_fits(mm, frame_addr, regs.rsp) {
+                    return Err(RestoreError::Invalid(format!(
+                        "thread {}: no saved writable memory below its stack pointer {:#x} for the signal frame",
+                        th.tid, regs.rsp
+                    )));
+                }
+                let frame = sigframe::build(frame_addr, fp_addr, &regs, &th.xstate, th.blocked, &th.sigaltstack);
+                let frame_src = a.bytes(&frame.bytes, 64)?;
+                let groups = a.slice(&th.creds.groups)?;
+                let pend: Vec<BlobSiginfo> = th.pending.iter().map(|s| siginfo(false, s)).collect();
+                let pend_addr = a.slice(&pend)?;
+                let mut comm = [0u8; 16];
+                let n = th.comm.len().min(15);
+                comm[..n].copy_from_slice(&th.comm.as_bytes()[..n]);
+                let mut affinity = [0u64; 16];
+                let nr_aff = th.sched.affinity.len().min(16);
+                affinity[..nr_aff].copy_from_slice(&th.sched.affinity[..nr_aff]);
+                let is_runner = !leader_exited && i == 0;
+                let stack_index = bthreads.len() as u64; // 0 is the runner's
+                let ctl_off = next_ctl;
+                next_ctl += 1;
+                if is_runner {
+                    runner_ctl = ctl_off;
+                }
+                bthreads.push(BlobThread {
+                    tid: th.tid,
+                    // The root's parent is rckpt now: with --detach, rckpt's exit
+                    // would fire the signal at once.
+                    pdeath_signal: if (th.tid == pid || i == 0) && !(pid == root && opts.detach) {
+                        core.prctl.pdeath_signal
+                    } else {
+                        -1
+                    },
+                    ctl: base + (ctl_off as u64) * CONTROL_SIZE,
+                    dumpable: core.prctl.dumpable,
+                    _pad1: 0,
+                    stack_top: if is_runner { proc_stack_top } else { proc_stack_top + stack_index * THREAD_STACK_LEN },
+                    nr_siginfo: pend.len() as u64,
+                    siginfo: pend_addr,
+                    frame_addr,
+                    frame_src,
+                    frame_len: frame.bytes.len() as u64,
+                    comm,
+                    rseq_addr: th.rseq.map(|r| r.addr).unwrap_or(0),
+                    rseq_len: th.rseq.map(|r| r.len).unwrap_or(0),
+                    rseq_sig: th.rseq.map(|r| r.signature).unwrap_or(0),
+                    robust_head: th.robust_list.head,
+                    robust_len: th.robust_list.len,
+                    tid_address: th.tid_address,
+                    nice: th.sched.nice,
+                    nr_affinity: nr_aff as u32,
+                    affinity,
+                    timer_slack_ns: th.sched.timer_slack_ns,
+                    creds: creds_of(&th.creds, groups),
+                });
+                tplans.push(ThreadPlan { tid: th.tid, ctl_off, regs: th.regs, frame_regs: regs, frame_rsp: frame.sigreturn_rsp() });
+            }
+            let threads_addr = a.slice(&bthreads)?;
+
+            let parent = set.pstree.find(t.ppid).filter(|_| t.ppid != 0);
+            let mut children = Vec::new();
+            for c in set.pstree.tasks.iter().filter(|c| c.ppid == pid && pid != 0) {
+                let (mode, parent_sets) = session_mode(c, Some((t.sid, t.pgid)));
+                let _ = mode;
+                children.push(BlobChild {
+                    kind: if c.state.is_zombie() { CHILD_ZOMBIE } else { CHILD_PROCESS },
+                    pid: c.pid,
+                    args: args_at.get(&c.pid).copied().unwrap_or(0),
+                    status: match c.state {
+                        Saved::Zombie { status } => status,
+                        _ => 0,
+                    },
+                    sid: c.sid,
+                    pgid: c.pgid,
+                    parent_sets_pgid: parent_sets as u32,
+                });
+            }
+            let children_addr = a.slice(&children)?;
+            let (session, _) = session_mode(t, parent.map(|p| (p.sid, p.pgid)));
+            let mut mm_map = mm::mm_map(mm);
+            mm_map.auxv = auxv_addr;
+            mm_map.auxv_size = (mm.auxv.len() * 8) as u32;
+            let mut rl = [KRlimit { cur: u64::MAX, max: u64::MAX }; 16];
+            for r in &core.rlimits {
+                rl[r.resource as usize] = KRlimit { cur: r.cur, max: r.max };
+            }
+            let mut acts = [KSigAction::default(); 64];
+            for (i, s) in core.sigactions.iter().enumerate() {
+                acts[i] = KSigAction { handler: s.handler, flags: s.flags, restorer: s.restorer, mask: s.mask };
+            }
+            let it = |i: usize| {
+                let t = &core.itimers[i];
+                [
+                    (t.interval_us / 1_000_000) as i64,
+                    (t.interval_us % 1_000_000) as i64,
+                    (t.value_us / 1_000_000) as i64,
+                    (t.value_us % 1_000_000) as i64,
+                ]
             };
-        }
-        let mut acts = [KSigAction::default(); 64];
-        for (i, s) in core.sigactions.iter().enumerate() {
-            acts[i] = KSigAction {
-                handler: s.handler,
-                flags: s.flags,
-                restorer: s.restorer,
-                mask: s.mask,
+            let is_root = pid == root;
+            let args = RestoreArgs {
+                magic: RESTORE_MAGIC,
+                wait_go: is_root as u32,
+                leader_exited: leader_exited as u32,
+                rckpt_pid: std::process::id() as i32,
+                pid,
+                keep_start: base,
+                keep_end: base + total,
+                task_size: mm::TASK_SIZE,
+                session,
+                pgid: t.pgid,
+                close_inherited: (!is_root) as u32,
+                _pad2: 0,
+                fd_base,
+                nr_keep: keep.len() as u32,
+                keep: if is_root { keep_addr } else { 0 },
+                nr_install: tf.install.len() as u64,
+                install: install_addr,
+                pages_keep: tf.pages,
+                exe_keep: tf.exe,
+                cwd_keep: tf.cwd,
+                _pad0: 0,
+                nr_vmas: bvmas.len() as u64,
+                vmas: vmas_addr,
+                nr_extents: exts.len() as u64,
+                extents: ext_addr,
+                vdso_at: mm.vdso.as_ref().map(|d| d.vvar_start).unwrap_or(0),
+                mm_map,
+                personality: core.personality,
+                umask: core.umask,
+                mdwe: core.prctl.mdwe,
+                child_subreaper: core.prctl.child_subreaper as u32,
+                thp_disable: core.prctl.thp_disable as u32,
+                _pad1: 0,
+                rlimits: rl,
+                sigactions: acts,
+                nr_siginfo: shared.len() as u64,
+                siginfo: shared_addr,
+                itimers: [it(0), it(1), it(2)],
+                nr_timers: timers.len() as u64,
+                timers: timers_addr,
+                nr_children: children.len() as u64,
+                children: children_addr,
+                nr_threads: bthreads.len() as u64,
+                threads: threads_addr,
             };
+            a.put_at(args_at[&pid], &args);
+
+            let d = mm.vdso.as_ref().ok_or_else(|| RestoreError::Invalid(format!("task {pid} has no vDSO to release it through")))?;
+            let insn = crate::parasite::find_syscall_insn(&d.vdso_bytes)
+                .map(|o| d.vdso_start + o as u64)
+                .ok_or_else(|| RestoreError::Invalid(format!("task {pid}: the saved vDSO has no syscall instruction")))?;
+            plans.push(TaskPlan {
+                pid,
+                mm,
+                runner_ctl,
+                threads: tplans,
+                leader_exited,
+                stopped: matches!(t.state, Saved::Stopped { .. }),
+                insn,
+            });
         }
-        let it = |i: usize| {
-            let t = &core.itimers[i];
-            [
-                (t.interval_us / 1_000_000) as i64,
-                (t.interval_us % 1_000_000) as i64,
-                (t.value_us / 1_000_000) as i64,
-                (t.value_us % 1_000_000) as i64,
-            ]
-        };
-        let args = RestoreArgs {
-            magic: RESTORE_MAGIC,
-            ctl: base,
-            rckpt_pid: std::process::id() as i32,
-            pid,
-            keep_start: base,
-            keep_end: base + total,
-            task_size: mm::TASK_SIZE,
-            session: if entry.sid == pid {
-                1
-            } else if entry.pgid == pid {
-                2
-            } else {
-                0
-            },
-            _pad2: 0,
-            fd_base,
-            nr_keep: keep.len() as u32,
-            keep: keep_addr,
-            nr_install: fds.install.len() as u64,
-            install: install_addr,
-            pages_keep: fds.pages,
-            exe_keep: fds.exe,
-            cwd_keep: fds.cwd,
-            _pad0: 0,
-            nr_vmas: bvmas.len() as u64,
-            vmas: vmas_addr,
-            nr_extents: exts.len() as u64,
-            extents: ext_addr,
-            vdso_at: mm.vdso.as_ref().map(|d| d.vvar_start).unwrap_or(0),
-            mm_map,
-            personality: core.personality,
-            umask: core.umask,
-            mdwe: core.prctl.mdwe,
-            dumpable: core.prctl.dumpable,
-            pdeath_signal: core.prctl.pdeath_signal,
-            child_subreaper: core.prctl.child_subreaper as u32,
-            thp_disable: core.prctl.thp_disable as u32,
-            _pad1: 0,
-            rlimits: rl,
-            sigactions: acts,
-            nr_siginfo: sigs.len() as u64,
-            siginfo: sig_addr,
-            itimers: [it(0), it(1), it(2)],
-            nr_timers: timers.len() as u64,
-            timers: timers_addr,
-            thread,
-        };
-        args_addr = a.put(&args)?;
+        root_args = args_at[&root];
     }
     body.protect(0, blob.exec_end(), libc::PROT_READ | libc::PROT_EXEC)?;
-
-    let d = mm.vdso.as_ref().ok_or_else(|| {
-        RestoreError::Invalid(format!("task {pid} has no vDSO to release it through"))
-    })?;
-    let insn = crate::parasite::find_syscall_insn(&d.vdso_bytes)
-        .map(|o| d.vdso_start + o as u64)
-        .ok_or_else(|| {
-            RestoreError::Invalid(format!(
-                "task {pid}: the saved vDSO has no syscall instruction"
-            ))
-        })?;
-    let park_timeout = PARK_TIMEOUT_BASE + Duration::from_secs(mm.pages_len() / (100 << 20));
+    let pages: u64 = mms.iter().map(|m| m.pages_len()).sum();
+    let park_timeout = PARK_TIMEOUT_BASE + Duration::from_secs(pages / (100 << 20) + live.len() as u64 / 10);
     Ok(Prepared {
-        pid: Pid::from_raw(pid),
-        mm,
+        root: Pid::from_raw(root),
         ctl,
         _body: body,
         area: (base, total),
-        entry: BlobEntry {
-            entry: blob_base + blob.entry(),
-            stack_top,
-            arg: args_addr,
-        },
-        fds,
-        regs: t.regs,
-        frame_regs: regs,
-        frame_rsp: frame.sigreturn_rsp(),
-        insn,
-        stop_signal: match entry.state {
-            SavedState::Stopped { signal } => Some(signal),
-            SavedState::Running => None,
-        },
+        entry: BlobEntry { entry: blob_base + blob.entry(), stack_top: proc_stack_top, arg: root_args },
+        fds: Some(fds),
+        tasks: plans,
         park_timeout,
     })
 }
 
-/// A task rckpt created: killed and reaped on drop unless released.
+/// The tasks rckpt created: killed and reaped on drop unless released.
 struct Created {
-    pid: Pid,
-    tracee: Option<Tracee>,
+    root: Pid,
+    pids: Vec<i32>,
+    tracees: BTreeMap<i32, Tracee>,
 }
 
 impl Drop for Created {
     fn drop(&mut self) {
-        let _ = kill(self.pid, Signal::SIGKILL);
-        if let Some(t) = self.tracee.take() {
+        for &p in self.pids.iter().rev() {
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+        }
+        let _ = kill(self.root, Signal::SIGKILL);
+        // Collect what the kernel reports to the tracer, so nothing lingers.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for (tid, t) in std::mem::take(&mut self.tracees) {
+            while Instant::now() < deadline {
+                match crate::sys::wait::try_wait_pid(Pid::from_raw(tid)) {
+                    Ok(Some(s)) if Stop::from_status(s).is_gone() => break,
+                    Ok(Some(_)) => {
+                        let _ = nix::sys::ptrace::cont(Pid::from_raw(tid), None);
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(1)),
+                    Err(_) => break,
+                }
+            }
             t.forget();
         }
-        let _ = nix::sys::wait::waitpid(self.pid, Some(nix::sys::wait::WaitPidFlag::__WALL));
+        let _ = nix::sys::wait::waitpid(self.root, Some(nix::sys::wait::WaitPidFlag::__WALL));
     }
 }
 
-fn ctl_state(ctl: &LocalMapping) -> Control {
-    pod::read(&ctl.read_bytes(0, std::mem::size_of::<Control>())).unwrap_or_default()
+fn ctl_state(ctl: &LocalMapping, off: usize) -> Control {
+    pod::read(&ctl.read_bytes(off * CONTROL_SIZE as usize, std::mem::size_of::<Control>())).unwrap_or_default()
 }
 
-pub fn create_and_release(p: Prepared<'_>) -> Result<Pid> {
-    let pid = p.pid;
+fn step_error(pid: i32, st: &Control) -> RestoreError {
+    if matches!(st.step, STEP_CHILDREN | STEP_THREADS) && st.error == -(libc::EEXIST as i64) {
+        return RestoreError::PidTaken { pid: st.detail as i32 };
+    }
+    if st.step == STEP_CHECK_PAGES {
+        return RestoreError::PagesCorrupt { file: rckpt_images::pages::file_name(pid), addr: st.detail, pid };
+    }
+    RestoreError::Step { pid, step: step_name(st.step), detail: st.detail, errno: nix::errno::Errno::from_raw((-st.error) as i32) }
+}
+
+pub fn create_and_release(mut p: Prepared<'_>) -> Result<Pid> {
+    let root = p.root;
     let child = {
         // The child inherits this mask: nothing may run in it before rt_sigreturn.
         let _blocked = BlockAll::new()?;
-        clone3_into_blob(pid, p.entry).map_err(|e| match e {
-            SysError::Task {
-                errno: nix::errno::Errno::EEXIST,
-                ..
-            } => RestoreError::PidTaken { pid: pid.as_raw() },
+        clone3_into_blob(root, p.entry).map_err(|e| match e {
+            SysError::Task { errno: nix::errno::Errno::EEXIST, .. } => RestoreError::PidTaken { pid: root.as_raw() },
             e => e.into(),
         })?
     };
-    let mut created = Created {
-        pid: child,
-        tracee: None,
-    };
-    if child != pid {
-        return Err(RestoreError::Invalid(format!(
-            "clone3 gave pid {child} instead of {pid}"
-        )));
+    let mut created = Created { root: child, pids: p.tasks.iter().map(|t| t.pid).collect(), tracees: BTreeMap::new() };
+    if child != root {
+        return Err(RestoreError::Invalid(format!("clone3 gave pid {child} instead of {root}")));
     }
-    created.tracee = Some(Tracee::seize(child, opts::EXITKILL | opts::TRACESYSGOOD)?);
-    let tracee = created.tracee.as_mut().unwrap();
+    let mut t = Tracee::seize(child, opts::EXITKILL | opts::TRACESYSGOOD | opts::TRACECLONE | opts::TRACEFORK | opts::TRACEVFORK)?;
     // The rseq area rckpt's thread registered is inherited; the trampoline must
     // unregister it with the exact registration the kernel holds.
-    tracee.interrupt_and_wait(Duration::from_secs(5))?;
-    let rseq = tracee.rseq_config()?;
-    let mut ctl = Control::default();
+    t.interrupt_and_wait(Duration::from_secs(5))?;
+    let rseq = t.rseq_config()?;
+    let root_ctl = p.tasks[0].runner_ctl;
+    let mut c = Control::default();
     if let Some(r) = rseq {
-        ctl.rseq_addr = r.rseq_abi_pointer;
-        ctl.rseq_len = r.rseq_abi_size;
-        ctl.rseq_sig = r.signature;
+        c.rseq_addr = r.rseq_abi_pointer;
+        c.rseq_len = r.rseq_abi_size;
+        c.rseq_sig = r.signature;
     }
-    p.ctl.write_bytes(0, pod::bytes_of(&ctl));
-    tracee.resume(Resume::Cont, 0)?;
+    p.ctl.write_bytes(root_ctl * CONTROL_SIZE as usize, pod::bytes_of(&c));
+    t.resume(Resume::Cont, 0)?;
+    created.tracees.insert(child.as_raw(), t);
     fault::point("restore.created")?;
-    p.ctl.store_and_wake(0, 1);
-    drop(p.fds);
+    p.ctl.store_and_wake(root_ctl * CONTROL_SIZE as usize, 1);
+    drop(p.fds.take());
 
-    // Wait for the trampoline to park (int3) or fail.
-    loop {
-        let stop = tracee.wait(p.park_timeout, "the restorer to park")?;
-        let st = ctl_state(&p.ctl);
-        let step = step_name(st.step);
-        match stop {
-            Stop::Signal(libc::SIGTRAP) if st.step == STEP_PARKED => break,
-            Stop::Exited(_) if st.step == STEP_CHECK_PAGES => {
-                tracee.forget_now();
-                return Err(RestoreError::PagesCorrupt {
-                    file: rckpt_images::pages::file_name(pid.as_raw()),
-                    addr: st.detail,
-                    pid: pid.as_raw(),
-                });
-            }
-            Stop::Exited(_) => {
-                tracee.forget_now();
-                return Err(RestoreError::Step {
-                    pid: pid.as_raw(),
-                    step,
-                    detail: st.detail,
-                    errno: nix::errno::Errno::from_raw((-st.error) as i32),
-                });
-            }
-            Stop::Interrupt | Stop::Syscall | Stop::Event(_) => tracee.resume(Resume::Cont, 0)?,
-            s => {
-                if s.is_gone() {
-                    tracee.forget_now();
-                }
-                return Err(RestoreError::Crashed {
-                    pid: pid.as_raw(),
-                    step,
-                    stop: s.to_string(),
-                });
-            }
-        }
-    }
+    park_all(&p, &mut created)?;
     fault::point("restore.parked")?;
 
-    // Take the trampoline out, from a syscall in the restored vDSO.
-    let at = tracee.regs()?;
-    let mut sigs = Vec::new();
-    let r = remote::syscall(
-        tracee,
-        RemoteAddr(p.insn),
-        &at,
-        libc::SYS_munmap,
-        [p.area.0, p.area.1, 0, 0, 0, 0],
-        &mut sigs,
-    )?;
-    if r != 0 {
-        return Err(RestoreError::Step {
-            pid: pid.as_raw(),
-            step: "unmap the restorer",
-            detail: p.area.0,
-            errno: nix::errno::Errno::from_raw(-r as i32),
-        });
+    // Take the trampoline out of every address space, from a syscall in the
+    // restored vDSO, then check each layout against the image.
+    for task in &p.tasks {
+        let tid = task.threads[0].tid;
+        // ARCH_MAP_VDSO_64 takes its address as a hint: check the instruction is
+        // where the image says before running anything on it.
+        let mut code = [0u8; 2];
+        crate::sys::mem::ProcMem::open(Pid::from_raw(tid), false)?.read_exact(RemoteAddr(task.insn), &mut code)?;
+        if code != [0x0f, 0x05] {
+            return Err(RestoreError::Layout { pid: task.pid, what: format!("no syscall instruction at {:#x}: the vDSO is not where it was", task.insn) });
+        }
+        let t = created.tracees.get_mut(&tid).expect("parked");
+        let at = t.regs()?;
+        let mut sigs = Vec::new();
+        let r = remote::syscall(t, RemoteAddr(task.insn), &at, libc::SYS_munmap, [p.area.0, p.area.1, 0, 0, 0, 0], &mut sigs)?;
+        if r != 0 {
+            return Err(RestoreError::Step {
+                pid: task.pid,
+                step: "unmap the restorer",
+                detail: p.area.0,
+                errno: nix::errno::Errno::from_raw(-r as i32),
+            });
+        }
+        mm::check_layout(Pid::from_raw(tid), task.mm)?;
     }
     fault::point("restore.unmapped")?;
-    mm::check_layout(pid, p.mm)?;
 
-    // rt_sigreturn, watched: the frame's registers are checked once the kernel
-    // has taken them.
-    let mut r = tracee.regs()?;
-    r.rip = p.insn;
-    r.rax = arch::NR_RT_SIGRETURN;
-    r.rsp = p.frame_rsp;
-    r.orig_rax = u64::MAX;
-    r.fs_base = p.regs.fs_base;
-    r.gs_base = p.regs.gs_base;
-    r.eflags &= !0x100;
-    tracee.set_regs(&r)?;
-    for phase in ["rt_sigreturn entry", "rt_sigreturn exit"] {
-        tracee.resume(Resume::Syscall, 0)?;
-        match tracee.wait(Duration::from_secs(10), "rt_sigreturn")? {
-            Stop::Syscall => {}
-            s => {
-                return Err(RestoreError::Crashed {
-                    pid: pid.as_raw(),
-                    step: phase,
-                    stop: s.to_string(),
-                });
+    for task in &p.tasks {
+        for th in &task.threads {
+            let t = created.tracees.get_mut(&th.tid).expect("parked");
+            sigreturn(t, task, th)?;
+        }
+        if task.stopped {
+            // Queued now, taken by get_signal as soon as the task leaves its stop.
+            let _ = kill(Pid::from_raw(task.pid), Signal::SIGSTOP);
+        }
+    }
+
+    // Released in saved order: from here on the tasks run their own code.
+    for task in &p.tasks {
+        for th in &task.threads {
+            if let Some(t) = created.tracees.remove(&th.tid) {
+                t.detach(0)?;
             }
         }
     }
-    let mut now = tracee.regs()?;
-    if now.rip != p.frame_regs.rip || now.rsp != p.frame_regs.rsp || now.rax != p.frame_regs.rax {
-        return Err(RestoreError::Crashed {
-            pid: pid.as_raw(),
-            step: "rt_sigreturn",
-            stop: format!("resumed at {:#x}, not {:#x}", now.rip, p.frame_regs.rip),
-        });
+    for (_, t) in std::mem::take(&mut created.tracees) {
+        let _ = t.detach(0);
     }
-    // A thread stopped in a restartable syscall: give the kernel back the syscall
-    // number, and let its own signal path decide, when the task leaves the stop
-    // below, between restarting it and EINTR (if a signal with a handler is
-    // already pending), exactly as for a task that was never checkpointed.
-    if arch::restart_kind(&p.regs) == arch::Restart::Again {
-        now.orig_rax = p.regs.orig_rax;
-        tracee.set_regs(&now)?;
-    }
-    tracee.interrupt()?;
-    tracee.resume(Resume::Cont, 0)?;
-    match tracee.wait(Duration::from_secs(10), "the parked task")? {
-        Stop::Interrupt => {}
-        s => {
-            return Err(RestoreError::Crashed {
-                pid: pid.as_raw(),
-                step: "park after rt_sigreturn",
-                stop: s.to_string(),
-            });
+    std::mem::forget(created);
+    Ok(root)
+}
+
+/// Waits until every thread of the tree is parked at its int3, letting the
+/// tasks the trampolines create through their first stops.
+fn park_all(p: &Prepared<'_>, created: &mut Created) -> Result<()> {
+    // tid -> (task index, Control offset)
+    let mut waiting: BTreeMap<i32, (usize, usize)> = BTreeMap::new();
+    for (i, task) in p.tasks.iter().enumerate() {
+        for th in &task.threads {
+            waiting.insert(th.tid, (i, th.ctl_off));
         }
     }
-    if p.stop_signal.is_some() {
-        // Queued now, taken by get_signal as soon as the task leaves this stop.
-        let _ = kill(pid, Signal::SIGSTOP);
+    let deadline = Instant::now() + p.park_timeout;
+    let mut idle = 0u32;
+    while !waiting.is_empty() {
+        let mut progressed = false;
+        for tid in waiting.keys().copied().collect::<Vec<_>>() {
+            let (ti, off) = waiting[&tid];
+            let task = &p.tasks[ti];
+            let status = match crate::sys::wait::try_wait_pid(Pid::from_raw(tid)) {
+                Ok(Some(s)) => s,
+                Ok(None) => continue,
+                // Not created yet by its parent's trampoline.
+                Err(SysError::TraceeDied(_)) => {
+                    let st = ctl_state(&p.ctl, task.runner_ctl);
+                    if st.error != 0 {
+                        return Err(step_error(task.pid, &st));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            progressed = true;
+            let stop = Stop::from_status(status);
+            if !created.tracees.contains_key(&tid) {
+                created.tracees.insert(tid, Tracee::adopt(Pid::from_raw(tid)));
+            }
+            let t = created.tracees.get_mut(&tid).unwrap();
+            t.note_stopped(stop);
+            let st = ctl_state(&p.ctl, off);
+            match stop {
+                Stop::Signal(libc::SIGTRAP) if st.step == STEP_PARKED => {
+                    waiting.remove(&tid);
+                }
+                // The first stop of a task a trampoline created (auto-attached
+                // with PTRACE_EVENT_STOP), and its creator's fork/clone event.
+                Stop::Event(PTRACE_EVENT_FORK | PTRACE_EVENT_VFORK | PTRACE_EVENT_CLONE)
+                | Stop::Interrupt
+                | Stop::GroupStop(_)
+                | Stop::Syscall => {
+                    t.resume(Resume::Cont, 0)?;
+                }
+                Stop::Exited(_) | Stop::Killed { .. } => {
+                    created.tracees.remove(&tid).map(|t| t.forget());
+                    let runner = ctl_state(&p.ctl, task.runner_ctl);
+                    let failed = if st.error != 0 { st } else { runner };
+                    if failed.error != 0 {
+                        return Err(step_error(task.pid, &failed));
+                    }
+                    return Err(RestoreError::Crashed { pid: tid, step: step_name(st.step), stop: stop.to_string() });
+                }
+                s => return Err(RestoreError::Crashed { pid: tid, step: step_name(st.step), stop: s.to_string() }),
+            }
+        }
+        // An exited leader's own failure shows only in its Control.
+        for task in p.tasks.iter().filter(|t| t.leader_exited) {
+            let st = ctl_state(&p.ctl, task.runner_ctl);
+            if st.error != 0 {
+                return Err(step_error(task.pid, &st));
+            }
+        }
+        if Instant::now() >= deadline {
+            let list: Vec<String> = waiting.iter().map(|(tid, (_, off))| format!("{tid} at '{}'", step_name(ctl_state(&p.ctl, *off).step))).collect();
+            return Err(RestoreError::Sys(SysError::Timeout {
+                what: "threads to park",
+                pid: p.root,
+                secs: p.park_timeout.as_secs_f64(),
+            }))
+            .map_err(|e| {
+                eprintln!("rckpt: still waiting for {}", list.join(", "));
+                e
+            });
+        }
+        if progressed {
+            idle = 0;
+        } else {
+            idle += 1;
+            std::thread::sleep(Duration::from_micros((20u64 << idle.min(6)).min(1000)));
+        }
     }
+    Ok(())
+}
 
-    // Released: the task runs its own code from here on.
-    let t = created.tracee.take().unwrap();
-    t.detach(0)?;
-    std::mem::forget(created);
-    Ok(pid)
+/// The final rt_sigreturn of a parked thread, watched: the frame's registers are
+/// checked once the kernel has taken them, a thread stopped in a restartable
+/// syscall gets its syscall number back, and the thread is left at an interrupt
+/// stop inside get_signal. Leaving that stop, the kernel itself chooses between
+/// restarting the syscall and EINTR (if a signal with a handler is pending), as
+/// for a task that was never checkpointed.
+fn sigreturn(t: &mut Tracee, task: &TaskPlan<'_>, th: &ThreadPlan) -> Result<()> {
+    let pid = th.tid;
+    let mut r = t.regs()?;
+    r.rip = task.insn;
+    r.rax = arch::NR_RT_SIGRETURN;
+    r.rsp = th.frame_rsp;
+    r.orig_rax = u64::MAX;
+    r.fs_base = th.regs.fs_base;
+    r.gs_base = th.regs.gs_base;
+    r.eflags &= !0x100;
+    t.set_regs(&r)?;
+    for phase in ["rt_sigreturn entry", "rt_sigreturn exit"] {
+        t.resume(Resume::Syscall, 0)?;
+        match t.wait(Duration::from_secs(10), "rt_sigreturn")? {
+            Stop::Syscall => {}
+            s => return Err(RestoreError::Crashed { pid, step: phase, stop: s.to_string() }),
+        }
+    }
+    let mut now = t.regs()?;
+    if now.rip != th.frame_regs.rip || now.rsp != th.frame_regs.rsp || now.rax != th.frame_regs.rax {
+        return Err(RestoreError::Crashed {
+            pid,
+            step: "rt_sigreturn",
+            stop: format!("resumed at {:#x}, not {:#x}", now.rip, th.frame_regs.rip),
+        });
+    }
+    if arch::restart_kind(&th.regs) == arch::Restart::Again {
+        now.orig_rax = th.regs.orig_rax;
+        t.set_regs(&now)?;
+    }
+    t.interrupt()?;
+    t.resume(Resume::Cont, 0)?;
+    match t.wait(Duration::from_secs(10), "the parked task")? {
+        Stop::Interrupt => Ok(()),
+        s => Err(RestoreError::Crashed { pid, step: "park after rt_sigreturn", stop: s.to_string() }),
+    }
 }
 
 /// Waits for the restored root and returns its status for rckpt's own exit.
@@ -579,14 +754,7 @@ pub fn wait_exit(pid: Pid) -> Result<Outcome> {
             Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(Outcome::Exited(128 + sig as u8)),
             Ok(_) => continue,
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(errno) => {
-                return Err(SysError::Task {
-                    op: "wait for the restored task",
-                    pid,
-                    errno,
-                }
-                .into());
-            }
+            Err(errno) => return Err(SysError::Task { op: "wait for the restored task", pid, errno }.into()),
         }
     }
 }

@@ -17,11 +17,9 @@ use crate::sys::{Pid, RemoteAddr, mem::ProcMem};
 /// rckpt's own vDSO: (vvar size, vvar_vclock size, vdso bytes).
 pub fn own_vdso() -> Result<(u64, u64, Vec<u8>)> {
     let me = Pid::this();
-    let maps = proc::maps::maps(me)
-        .map_err(|e| RestoreError::Mismatch(format!("cannot read own maps: {e}")))?;
+    let maps = proc::maps::maps(me).map_err(|e| RestoreError::Mismatch(format!("cannot read own maps: {e}")))?;
     let find = |n: &str| maps.iter().find(|v| v.name == n).map(|v| (v.start, v.end));
-    let (ds, de) = find("[vdso]")
-        .ok_or_else(|| RestoreError::Mismatch("this kernel gives rckpt no vDSO".into()))?;
+    let (ds, de) = find("[vdso]").ok_or_else(|| RestoreError::Mismatch("this kernel gives rckpt no vDSO".into()))?;
     let vvar = find("[vvar]").map(|(s, e)| e - s).unwrap_or(0);
     let vclock = find("[vvar_vclock]").map(|(s, e)| e - s).unwrap_or(0);
     let mem = ProcMem::open(me, false)?;
@@ -58,10 +56,7 @@ pub fn check_mapped_file(f: &MappedFile) -> Result<()> {
     let md = std::fs::metadata(&f.path)
         .map_err(|e| RestoreError::Mismatch(format!("mapped file {} is missing: {e}", f.path)))?;
     if !md.is_file() {
-        return Err(RestoreError::Mismatch(format!(
-            "mapped file {} is no longer a regular file",
-            f.path
-        )));
+        return Err(RestoreError::Mismatch(format!("mapped file {} is no longer a regular file", f.path)));
     }
     if md.size() != f.size {
         return Err(RestoreError::Mismatch(format!(
@@ -73,9 +68,8 @@ pub fn check_mapped_file(f: &MappedFile) -> Result<()> {
     }
     match &f.build_id {
         Some(saved) => {
-            let now = crate::elf::build_id(std::path::Path::new(&f.path)).map_err(|e| {
-                RestoreError::Mismatch(format!("cannot read mapped file {}: {e}", f.path))
-            })?;
+            let now = crate::elf::build_id(std::path::Path::new(&f.path))
+                .map_err(|e| RestoreError::Mismatch(format!("cannot read mapped file {}: {e}", f.path)))?;
             if now.as_ref() != Some(saved) {
                 return Err(RestoreError::Mismatch(format!(
                     "mapped file {} changed: build-id {} where {} was saved",
@@ -88,10 +82,7 @@ pub fn check_mapped_file(f: &MappedFile) -> Result<()> {
         None => {
             let mtime = md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128;
             if mtime != f.mtime_ns {
-                return Err(RestoreError::Mismatch(format!(
-                    "mapped file {} changed: modified since the dump",
-                    f.path
-                )));
+                return Err(RestoreError::Mismatch(format!("mapped file {} changed: modified since the dump", f.path)));
             }
         }
     }
@@ -106,10 +97,7 @@ fn check_files(set: &ImageSet) -> Result<()> {
     for mm in set.mms.values() {
         for (i, f) in mm.files.iter().enumerate() {
             let used = mm.exe == Some(i as u32)
-                || mm
-                    .vmas
-                    .iter()
-                    .any(|v| matches!(v.kind, VmaKind::File { file, .. } if file as usize == i));
+                || mm.vmas.iter().any(|v| matches!(v.kind, VmaKind::File { file, .. } if file as usize == i));
             if used {
                 check_mapped_file(f)?;
             }
@@ -126,10 +114,7 @@ fn check_files(set: &ImageSet) -> Result<()> {
             FileType::CharDevice => ft.is_char_device() && md.rdev() == p.rdev,
         };
         if !same {
-            return Err(RestoreError::Mismatch(format!(
-                "open file {} is no longer a {:?}",
-                p.path, p.ftype
-            )));
+            return Err(RestoreError::Mismatch(format!("open file {} is no longer a {:?}", p.path, p.ftype)));
         }
     }
     Ok(())
@@ -140,24 +125,17 @@ fn check_externals(set: &ImageSet, opts: &RestoreOptions) -> Result<()> {
     for e in &set.inventory.externals {
         let bound = opts.inherit.iter().any(|i| i.key == e.key)
             || (opts.shell_job
-                && matches!(
-                    e.kind,
-                    ExternalKind::Tty | ExternalKind::Session | ExternalKind::ProcessGroup
-                ));
+                && matches!(e.kind, ExternalKind::Tty | ExternalKind::Session | ExternalKind::ProcessGroup));
         if !bound {
             // Name who uses it, so the user knows which fd to pass.
             let users: Vec<String> = set
                 .fdtables
                 .values()
                 .flat_map(|t| {
-                    t.fds
-                        .iter()
-                        .filter_map(move |f| match &set.files.files[f.file as usize].kind {
-                            FileKind::External { key } if *key == e.key => {
-                                Some(format!("task {} fd {}", t.pid, f.fd))
-                            }
-                            _ => None,
-                        })
+                    t.fds.iter().filter_map(move |f| match &set.files.files[f.file as usize].kind {
+                        FileKind::External { key } if *key == e.key => Some(format!("task {} fd {}", t.pid, f.fd)),
+                        _ => None,
+                    })
                 })
                 .collect();
             if users.is_empty() {
@@ -169,17 +147,10 @@ fn check_externals(set: &ImageSet, opts: &RestoreOptions) -> Result<()> {
     }
     for i in &opts.inherit {
         if !crate::sys::fd_is_open(i.fd) {
-            return Err(RestoreError::Usage(format!(
-                "--inherit-fd fd[{}]: rckpt has no fd {}",
-                i.fd, i.fd
-            )));
+            return Err(RestoreError::Usage(format!("--inherit-fd fd[{}]: rckpt has no fd {}", i.fd, i.fd)));
         }
     }
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(RestoreError::Unbound { missing })
-    }
+    if missing.is_empty() { Ok(()) } else { Err(RestoreError::Unbound { missing }) }
 }
 
 const RLIMIT_NAMES: [&str; 16] = [
@@ -204,8 +175,8 @@ const RLIMIT_NAMES: [&str; 16] = [
 /// Least privilege: the tree gets nothing the invoker does not hold.
 fn check_privilege(set: &ImageSet) -> Result<()> {
     let me = Pid::this();
-    let st = proc::thread_status(me, me)
-        .map_err(|e| RestoreError::Privilege(format!("cannot read own status: {e}")))?;
+    let st =
+        proc::thread_status(me, me).map_err(|e| RestoreError::Privilege(format!("cannot read own status: {e}")))?;
     let cap_setuid = st.capeff & (1 << 7) != 0;
     let cap_setgid = st.capeff & (1 << 6) != 0;
     let mine_u = [st.ruid, st.euid, st.suid];
@@ -218,11 +189,7 @@ fn check_privilege(set: &ImageSet) -> Result<()> {
                 ("inheritable", c.cap_inheritable, st.capinh | st.capprm),
                 ("permitted", c.cap_permitted, st.capprm),
                 ("effective", c.cap_effective, st.capprm),
-                (
-                    "bounding",
-                    c.cap_bounding & c.cap_permitted,
-                    st.capbnd.unwrap_or(u64::MAX),
-                ),
+                ("bounding", c.cap_bounding & c.cap_permitted, st.capbnd.unwrap_or(u64::MAX)),
                 ("ambient", c.cap_ambient, st.capprm),
             ] {
                 if saved & !mine != 0 {
@@ -234,16 +201,10 @@ fn check_privilege(set: &ImageSet) -> Result<()> {
                 }
             }
             if !cap_setuid && c.uid.iter().any(|u| !mine_u.contains(u)) {
-                return Err(RestoreError::Privilege(format!(
-                    "{who}: uids {:?} need CAP_SETUID",
-                    c.uid
-                )));
+                return Err(RestoreError::Privilege(format!("{who}: uids {:?} need CAP_SETUID", c.uid)));
             }
             if !cap_setgid && (c.gid.iter().any(|g| !mine_g.contains(g)) || c.groups != st.groups) {
-                return Err(RestoreError::Privilege(format!(
-                    "{who}: gids {:?} and groups need CAP_SETGID",
-                    c.gid
-                )));
+                return Err(RestoreError::Privilege(format!("{who}: gids {:?} and groups need CAP_SETGID", c.gid)));
             }
         }
         let limits = procfs::process::Process::myself()
@@ -267,11 +228,7 @@ fn check_privilege(set: &ImageSet) -> Result<()> {
 }
 
 fn show_limit(v: u64) -> String {
-    if v == u64::MAX {
-        "unlimited".into()
-    } else {
-        v.to_string()
-    }
+    if v == u64::MAX { "unlimited".into() } else { v.to_string() }
 }
 
 fn limits_max(l: &procfs::process::Limits) -> [u64; 16] {
@@ -336,9 +293,7 @@ pub fn wait_pid_free(pid: i32) -> Result<()> {
             Err(_) => return Ok(()),
             Ok(s) if s.state == 'Z' || s.state == 'X' => {
                 if !said {
-                    eprintln!(
-                        "rckpt: pid {pid} is still held by an unreaped zombie; waiting up to 10 s for it to go"
-                    );
+                    eprintln!("rckpt: pid {pid} is still held by an unreaped zombie; waiting up to 10 s for it to go");
                     said = true;
                 }
                 if Instant::now() >= deadline {

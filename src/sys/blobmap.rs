@@ -14,24 +14,12 @@ impl LocalMapping {
     /// Maps `len` bytes of fresh anonymous memory exactly at `addr`, failing with
     /// EEXIST if anything is there (MAP_FIXED_NOREPLACE, Linux 4.17).
     pub fn anon_at(addr: u64, len: u64, shared: bool) -> Result<LocalMapping> {
-        let flags = libc::MAP_ANONYMOUS
-            | libc::MAP_FIXED_NOREPLACE
-            | if shared {
-                libc::MAP_SHARED
-            } else {
-                libc::MAP_PRIVATE
-            };
+        let flags =
+            libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE | if shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
         // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping, so no
         // memory that Rust code references can be affected.
         let p = unsafe {
-            libc::mmap(
-                addr as *mut libc::c_void,
-                len as usize,
-                libc::PROT_READ | libc::PROT_WRITE,
-                flags,
-                -1,
-                0,
-            )
+            libc::mmap(addr as *mut libc::c_void, len as usize, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0)
         };
         if p == libc::MAP_FAILED {
             return Err(os_err("map the restorer blob")(Errno::last()));
@@ -42,10 +30,7 @@ impl LocalMapping {
             unsafe { libc::munmap(p, len as usize) };
             return Err(os_err("map the restorer blob")(Errno::EEXIST));
         }
-        Ok(LocalMapping {
-            addr: addr as usize,
-            len: len as usize,
-        })
+        Ok(LocalMapping { addr: addr as usize, len: len as usize })
     }
 
     pub fn addr(&self) -> u64 {
@@ -70,13 +55,7 @@ impl LocalMapping {
     pub fn protect(&mut self, off: u64, len: u64, prot: i32) -> Result<()> {
         assert!(off + len <= self.len as u64);
         // SAFETY: the range lies inside our own mapping and no reference into it is live.
-        let r = unsafe {
-            libc::mprotect(
-                (self.addr + off as usize) as *mut libc::c_void,
-                len as usize,
-                prot,
-            )
-        };
+        let r = unsafe { libc::mprotect((self.addr + off as usize) as *mut libc::c_void, len as usize, prot) };
         if r < 0 {
             return Err(os_err("protect the restorer blob")(Errno::last()));
         }

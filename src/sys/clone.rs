@@ -76,11 +76,7 @@ pub fn clone3_into_blob(pid: Pid, blob: BlobEntry) -> Result<Pid> {
     }
     if ret < 0 {
         let errno = Errno::from_raw(-ret as i32);
-        return Err(SysError::Task {
-            op: "create task with clone3",
-            pid,
-            errno,
-        });
+        return Err(SysError::Task { op: "create task with clone3", pid, errno });
     }
     Ok(Pid::from_raw(ret as i32))
 }

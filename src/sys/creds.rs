@@ -9,6 +9,8 @@ use nix::errno::Errno;
 use super::{Result, os_err};
 
 pub struct FsCreds {
+    /// Per-thread state: the guard must drop on the thread that switched.
+    _not_send: std::marker::PhantomData<*const ()>,
     old_uid: u32,
     old_gid: u32,
     old_groups: Vec<libc::gid_t>,
@@ -55,19 +57,11 @@ impl FsCreds {
         let old_uid = raw_setfsuid(uid);
         // setfs*id report no error: read back to check it took.
         if raw_setfsuid(u32::MAX) != uid || raw_setfsgid(u32::MAX) != gid {
-            let guard = FsCreds {
-                old_uid,
-                old_gid,
-                old_groups,
-            };
+            let guard = FsCreds { _not_send: std::marker::PhantomData, old_uid, old_gid, old_groups };
             drop(guard);
             return Err(os_err("switch filesystem credentials")(Errno::EPERM));
         }
-        Ok(FsCreds {
-            old_uid,
-            old_gid,
-            old_groups,
-        })
+        Ok(FsCreds { _not_send: std::marker::PhantomData, old_uid, old_gid, old_groups })
     }
 }
 

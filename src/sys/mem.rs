@@ -24,9 +24,7 @@ impl ProcMem {
     }
 
     pub fn read_exact(&self, addr: RemoteAddr, buf: &mut [u8]) -> Result<()> {
-        self.file
-            .read_exact_at(buf, addr.get())
-            .map_err(|e| io_err("read task memory", self.pid, e))
+        self.file.read_exact_at(buf, addr.get()).map_err(|e| io_err("read task memory", self.pid, e))
     }
 
     pub fn read_u64(&self, addr: RemoteAddr) -> Result<u64> {
@@ -36,9 +34,7 @@ impl ProcMem {
     }
 
     pub fn write_all(&self, addr: RemoteAddr, buf: &[u8]) -> Result<()> {
-        self.file
-            .write_all_at(buf, addr.get())
-            .map_err(|e| io_err("write task memory", self.pid, e))
+        self.file.write_all_at(buf, addr.get()).map_err(|e| io_err("write task memory", self.pid, e))
     }
 
     pub fn file(&self) -> &File {
@@ -48,9 +44,5 @@ impl ProcMem {
 
 fn io_err(op: &'static str, pid: Pid, e: std::io::Error) -> SysError {
     let errno = Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
-    if errno == Errno::ESRCH {
-        SysError::TraceeDied(pid)
-    } else {
-        SysError::Task { op, pid, errno }
-    }
+    if errno == Errno::ESRCH { SysError::TraceeDied(pid) } else { SysError::Task { op, pid, errno } }
 }

@@ -27,25 +27,13 @@ pub enum SysError {
     #[error("tracee {0} died")]
     TraceeDied(Pid),
     #[error("failed to {op} (task {pid}): {errno}")]
-    Task {
-        op: &'static str,
-        pid: Pid,
-        errno: Errno,
-    },
+    Task { op: &'static str, pid: Pid, errno: Errno },
     #[error("failed to {op}: {errno}")]
     Os { op: &'static str, errno: Errno },
     #[error("timed out after {secs:.1}s waiting for {what} of task {pid}")]
-    Timeout {
-        what: &'static str,
-        pid: Pid,
-        secs: f64,
-    },
+    Timeout { what: &'static str, pid: Pid, secs: f64 },
     #[error("task {pid}: unexpected stop while waiting for {what}: {stop}")]
-    UnexpectedStop {
-        pid: Pid,
-        what: &'static str,
-        stop: String,
-    },
+    UnexpectedStop { pid: Pid, what: &'static str, stop: String },
 }
 
 impl SysError {
@@ -62,11 +50,7 @@ pub type Result<T> = std::result::Result<T, SysError>;
 /// Maps an errno from an operation on task `pid`: ESRCH means the task is gone.
 pub(crate) fn task_err(op: &'static str, pid: Pid) -> impl FnOnce(Errno) -> SysError {
     move |errno| {
-        if errno == Errno::ESRCH {
-            SysError::TraceeDied(pid)
-        } else {
-            SysError::Task { op, pid, errno }
-        }
+        if errno == Errno::ESRCH { SysError::TraceeDied(pid) } else { SysError::Task { op, pid, errno } }
     }
 }
 
@@ -95,11 +79,7 @@ pub fn owned_fd(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
 
 /// Whether `fd` becomes readable within `timeout_ms` (EINTR counts as not yet).
 pub fn poll_readable(fd: std::os::fd::RawFd, timeout_ms: i32) -> std::result::Result<bool, Errno> {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
     // SAFETY: one valid pollfd for the duration of the call.
     let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
     if r < 0 {

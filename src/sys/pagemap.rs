@@ -43,10 +43,8 @@ struct PmScanArg {
 }
 
 // _IOWR('f', 16, struct pm_scan_arg)
-const PAGEMAP_SCAN: libc::c_ulong = (3 << 30)
-    | ((std::mem::size_of::<PmScanArg>() as libc::c_ulong) << 16)
-    | ((b'f' as libc::c_ulong) << 8)
-    | 16;
+const PAGEMAP_SCAN: libc::c_ulong =
+    (3 << 30) | ((std::mem::size_of::<PmScanArg>() as libc::c_ulong) << 16) | ((b'f' as libc::c_ulong) << 8) | 16;
 
 /// What to look for: pages in every category of `required`, in none of
 /// `excluded`, and in at least one of `any_of`.
@@ -86,11 +84,7 @@ impl Pagemap {
                 category_inverted: q.excluded,
                 category_mask: q.required | q.excluded,
                 category_anyof_mask: q.any_of,
-                return_mask: PAGE_IS_PRESENT
-                    | PAGE_IS_SWAPPED
-                    | PAGE_IS_FILE
-                    | PAGE_IS_PFNZERO
-                    | PAGE_IS_HUGE,
+                return_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE | PAGE_IS_PFNZERO | PAGE_IS_HUGE,
                 ..Default::default()
             };
             // SAFETY: `arg` describes `buf` (vec, vec_len) which outlives the call; the
@@ -106,7 +100,8 @@ impl Pagemap {
                 }
             }
             if arg.walk_end <= at {
-                break;
+                // The walk made no progress: pages would be silently missed.
+                return Err(super::task_err("scan pagemap", self.pid)(Errno::EIO));
             }
             at = arg.walk_end;
         }

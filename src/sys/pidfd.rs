@@ -8,8 +8,8 @@ use super::{Pid, Result, check, task_err};
 
 pub fn open(pid: Pid) -> Result<OwnedFd> {
     // SAFETY: pidfd_open takes two integers and returns a new descriptor.
-    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) })
-        .map_err(task_err("open pidfd", pid))?;
+    let fd =
+        check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) }).map_err(task_err("open pidfd", pid))?;
     // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
@@ -25,14 +25,6 @@ pub fn getfd(pidfd: &OwnedFd, pid: Pid, fd: i32) -> Result<OwnedFd> {
 
 pub fn is_alive(pidfd: &OwnedFd) -> bool {
     // SAFETY: signal 0 only checks for existence.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            0,
-            std::ptr::null::<u8>(),
-            0,
-        )
-    };
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), 0, std::ptr::null::<u8>(), 0) };
     r == 0 || Errno::last() != Errno::ESRCH
 }

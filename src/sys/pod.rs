@@ -61,6 +61,8 @@ mod impls {
         p::MiscReply,
         p::TimerState,
         p::DrainRange,
+        p::ThreadArgs,
+        p::ThreadReply,
         r::Control,
         r::KeepFd,
         r::InstallFd,
@@ -73,6 +75,7 @@ mod impls {
         r::BlobCreds,
         r::BlobSiginfo,
         r::BlobThread,
+        r::BlobChild,
         r::RestoreArgs,
     );
 }

@@ -68,9 +68,7 @@ impl Stop {
                     Stop::Syscall
                 } else if event == PTRACE_EVENT_STOP {
                     match sig {
-                        libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU => {
-                            Stop::GroupStop(sig)
-                        }
+                        libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU => Stop::GroupStop(sig),
                         _ => Stop::Interrupt,
                     }
                 } else if event != 0 {
@@ -129,22 +127,10 @@ pub struct Tracee {
     _not_send: PhantomData<*const ()>,
 }
 
-fn raw(
-    req: libc::c_uint,
-    pid: Pid,
-    addr: usize,
-    data: usize,
-) -> std::result::Result<libc::c_long, Errno> {
+fn raw(req: libc::c_uint, pid: Pid, addr: usize, data: usize) -> std::result::Result<libc::c_long, Errno> {
     // SAFETY: the requests used here read or write only the buffers that the
     // callers pass as `addr`/`data`, each sized as the request requires.
-    let r = unsafe {
-        libc::ptrace(
-            req,
-            pid.as_raw(),
-            addr as *mut libc::c_void,
-            data as *mut libc::c_void,
-        )
-    };
+    let r = unsafe { libc::ptrace(req, pid.as_raw(), addr as *mut libc::c_void, data as *mut libc::c_void) };
     if r < 0 { Err(Errno::last()) } else { Ok(r) }
 }
 
@@ -152,12 +138,13 @@ impl Tracee {
     /// PTRACE_SEIZE: attaches without stopping the task.
     pub fn seize(pid: Pid, options: u32) -> Result<Tracee> {
         raw(PTRACE_SEIZE, pid, 0, options as usize).map_err(task_err("seize", pid))?;
-        Ok(Tracee {
-            pid,
-            stopped: None,
-            gone: false,
-            _not_send: PhantomData,
-        })
+        Ok(Tracee { pid, stopped: None, gone: false, _not_send: PhantomData })
+    }
+
+    /// A task this thread already traces because it was auto-attached (it was
+    /// created by a tracee with PTRACE_O_TRACEFORK/TRACECLONE set).
+    pub fn adopt(pid: Pid) -> Tracee {
+        Tracee { pid, stopped: None, gone: false, _not_send: PhantomData }
     }
 
     pub fn pid(&self) -> Pid {
@@ -240,17 +227,9 @@ impl Tracee {
 
     pub fn regs(&self) -> Result<libc::user_regs_struct> {
         let mut regs = MaybeUninit::<libc::user_regs_struct>::zeroed();
-        let mut iov = libc::iovec {
-            iov_base: regs.as_mut_ptr().cast(),
-            iov_len: size_of::<libc::user_regs_struct>(),
-        };
-        raw(
-            libc::PTRACE_GETREGSET,
-            self.pid,
-            NT_PRSTATUS,
-            &raw mut iov as usize,
-        )
-        .map_err(task_err("read registers", self.pid))?;
+        let mut iov = libc::iovec { iov_base: regs.as_mut_ptr().cast(), iov_len: size_of::<libc::user_regs_struct>() };
+        raw(libc::PTRACE_GETREGSET, self.pid, NT_PRSTATUS, &raw mut iov as usize)
+            .map_err(task_err("read registers", self.pid))?;
         // SAFETY: zero-initialised plain-old-data, filled by the kernel.
         Ok(unsafe { regs.assume_init() })
     }
@@ -260,54 +239,32 @@ impl Tracee {
             iov_base: (regs as *const libc::user_regs_struct).cast_mut().cast(),
             iov_len: size_of::<libc::user_regs_struct>(),
         };
-        raw(
-            libc::PTRACE_SETREGSET,
-            self.pid,
-            NT_PRSTATUS,
-            &raw mut iov as usize,
-        )
-        .map_err(task_err("write registers", self.pid))?;
+        raw(libc::PTRACE_SETREGSET, self.pid, NT_PRSTATUS, &raw mut iov as usize)
+            .map_err(task_err("write registers", self.pid))?;
         Ok(())
     }
 
     /// The XSAVE area in the uncompacted user format, as long as the kernel makes it.
     pub fn xstate(&self) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; 64 * 1024];
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        raw(
-            libc::PTRACE_GETREGSET,
-            self.pid,
-            NT_X86_XSTATE,
-            &raw mut iov as usize,
-        )
-        .map_err(task_err("read xstate", self.pid))?;
+        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        raw(libc::PTRACE_GETREGSET, self.pid, NT_X86_XSTATE, &raw mut iov as usize)
+            .map_err(task_err("read xstate", self.pid))?;
         buf.truncate(iov.iov_len);
         Ok(buf)
     }
 
     pub fn set_xstate(&self, xstate: &[u8]) -> Result<()> {
-        let mut iov = libc::iovec {
-            iov_base: xstate.as_ptr().cast_mut().cast(),
-            iov_len: xstate.len(),
-        };
-        raw(
-            libc::PTRACE_SETREGSET,
-            self.pid,
-            NT_X86_XSTATE,
-            &raw mut iov as usize,
-        )
-        .map_err(task_err("write xstate", self.pid))?;
+        let mut iov = libc::iovec { iov_base: xstate.as_ptr().cast_mut().cast(), iov_len: xstate.len() };
+        raw(libc::PTRACE_SETREGSET, self.pid, NT_X86_XSTATE, &raw mut iov as usize)
+            .map_err(task_err("write xstate", self.pid))?;
         Ok(())
     }
 
     /// The blocked mask; during sigsuspend and friends, the mask to be restored.
     pub fn sigmask(&self) -> Result<u64> {
         let mut mask = 0u64;
-        raw(PTRACE_GETSIGMASK, self.pid, 8, &raw mut mask as usize)
-            .map_err(task_err("read signal mask", self.pid))?;
+        raw(PTRACE_GETSIGMASK, self.pid, 8, &raw mut mask as usize).map_err(task_err("read signal mask", self.pid))?;
         Ok(mask)
     }
 
@@ -327,13 +284,8 @@ impl Tracee {
                 flags: if shared { PTRACE_PEEKSIGINFO_SHARED } else { 0 },
                 nr: buf.len() as i32,
             };
-            let n = raw(
-                PTRACE_PEEKSIGINFO,
-                self.pid,
-                &raw const args as usize,
-                buf.as_mut_ptr() as usize,
-            )
-            .map_err(task_err("peek pending signals", self.pid))? as usize;
+            let n = raw(PTRACE_PEEKSIGINFO, self.pid, &raw const args as usize, buf.as_mut_ptr() as usize)
+                .map_err(task_err("peek pending signals", self.pid))? as usize;
             out.extend_from_slice(&buf[..n]);
             if n < buf.len() {
                 return Ok(out);
@@ -344,26 +296,16 @@ impl Tracee {
     /// The siginfo of the current signal-delivery stop.
     pub fn siginfo(&self) -> Result<[u8; 128]> {
         let mut buf = [0u8; 128];
-        raw(
-            libc::PTRACE_GETSIGINFO,
-            self.pid,
-            0,
-            buf.as_mut_ptr() as usize,
-        )
-        .map_err(task_err("read siginfo", self.pid))?;
+        raw(libc::PTRACE_GETSIGINFO, self.pid, 0, buf.as_mut_ptr() as usize)
+            .map_err(task_err("read siginfo", self.pid))?;
         Ok(buf)
     }
 
     /// rseq registration (Linux 5.13+); None when the thread has none.
     pub fn rseq_config(&self) -> Result<Option<RseqConfig>> {
         let mut conf = RseqConfig::default();
-        raw(
-            PTRACE_GET_RSEQ_CONFIGURATION,
-            self.pid,
-            size_of::<RseqConfig>(),
-            &raw mut conf as usize,
-        )
-        .map_err(task_err("read rseq configuration", self.pid))?;
+        raw(PTRACE_GET_RSEQ_CONFIGURATION, self.pid, size_of::<RseqConfig>(), &raw mut conf as usize)
+            .map_err(task_err("read rseq configuration", self.pid))?;
         Ok((conf.rseq_abi_pointer != 0).then_some(conf))
     }
 
@@ -391,11 +333,7 @@ impl Tracee {
         };
         match raw(libc::PTRACE_DETACH, self.pid, 0, sig as usize) {
             Ok(_) | Err(Errno::ESRCH) => Ok(()),
-            Err(e) => Err(SysError::Task {
-                op: "detach",
-                pid: self.pid,
-                errno: e,
-            }),
+            Err(e) => Err(SysError::Task { op: "detach", pid: self.pid, errno: e }),
         }
     }
 

@@ -27,6 +27,7 @@ pub fn syscall(
     regs.rip = insn.get();
     regs.rax = nr as u64;
     regs.orig_rax = u64::MAX;
+    regs.eflags &= !crate::arch::EFLAGS_INJECT_CLEAR;
     regs.rdi = args[0];
     regs.rsi = args[1];
     regs.rdx = args[2];
@@ -50,11 +51,7 @@ pub fn syscall(
                     tracee.resume(Resume::Syscall, 0)?;
                 }
                 stop => {
-                    return Err(SysError::UnexpectedStop {
-                        pid,
-                        what: phase,
-                        stop: stop.to_string(),
-                    });
+                    return Err(SysError::UnexpectedStop { pid, what: phase, stop: stop.to_string() });
                 }
             }
         }
@@ -73,8 +70,5 @@ pub fn syscall(
 }
 
 fn is_fault(sig: i32) -> bool {
-    matches!(
-        sig,
-        libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP
-    )
+    matches!(sig, libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP)
 }

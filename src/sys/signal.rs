@@ -12,12 +12,8 @@ pub struct BlockAll {
 impl BlockAll {
     pub fn new() -> Result<BlockAll> {
         let mut old = SigSet::empty();
-        pthread_sigmask(
-            SigmaskHow::SIG_SETMASK,
-            Some(&SigSet::all()),
-            Some(&mut old),
-        )
-        .map_err(os_err("block signals"))?;
+        pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut old))
+            .map_err(os_err("block signals"))?;
         Ok(BlockAll { old })
     }
 }

@@ -18,15 +18,9 @@ pub fn robust_list(tid: Pid) -> Result<(u64, u64)> {
 pub fn affinity(tid: Pid) -> Result<Vec<u64>> {
     let mut words = vec![0u64; 16];
     // SAFETY: the buffer is words.len()*8 bytes long.
-    let n = check(unsafe {
-        libc::syscall(
-            libc::SYS_sched_getaffinity,
-            tid.as_raw(),
-            words.len() * 8,
-            words.as_mut_ptr(),
-        )
-    })
-    .map_err(task_err("read CPU affinity", tid))?;
+    let n =
+        check(unsafe { libc::syscall(libc::SYS_sched_getaffinity, tid.as_raw(), words.len() * 8, words.as_mut_ptr()) })
+            .map_err(task_err("read CPU affinity", tid))?;
     words.truncate((n as usize).div_ceil(8));
     Ok(words)
 }
@@ -34,15 +28,8 @@ pub fn affinity(tid: Pid) -> Result<Vec<u64>> {
 /// sched_setaffinity(2) of this thread (or `tid`).
 pub fn set_affinity(tid: Pid, words: &[u64]) -> Result<()> {
     // SAFETY: the buffer is words.len()*8 bytes long.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_sched_setaffinity,
-            tid.as_raw(),
-            words.len() * 8,
-            words.as_ptr(),
-        )
-    })
-    .map_err(task_err("set CPU affinity", tid))?;
+    check(unsafe { libc::syscall(libc::SYS_sched_setaffinity, tid.as_raw(), words.len() * 8, words.as_ptr()) })
+        .map_err(task_err("set CPU affinity", tid))?;
     Ok(())
 }
 
@@ -50,9 +37,8 @@ pub fn set_affinity(tid: Pid, words: &[u64]) -> Result<()> {
 pub fn nice(tid: Pid) -> Result<i32> {
     // getpriority returns 20 - nice through the raw syscall (never negative).
     // SAFETY: integers only.
-    let r =
-        check(unsafe { libc::syscall(libc::SYS_getpriority, libc::PRIO_PROCESS, tid.as_raw()) })
-            .map_err(task_err("read nice value", tid))?;
+    let r = check(unsafe { libc::syscall(libc::SYS_getpriority, libc::PRIO_PROCESS, tid.as_raw()) })
+        .map_err(task_err("read nice value", tid))?;
     Ok(20 - r as i32)
 }
 
@@ -80,8 +66,20 @@ pub fn errno_of(e: &std::io::Error) -> Errno {
 pub fn kcmp_file(pa: Pid, a: i32, pb: Pid, b: i32) -> Result<bool> {
     const KCMP_FILE: i32 = 0;
     // SAFETY: integers only.
-    let r =
-        check(unsafe { libc::syscall(libc::SYS_kcmp, pa.as_raw(), pb.as_raw(), KCMP_FILE, a, b) })
-            .map_err(task_err("compare files", pa))?;
+    let r = check(unsafe { libc::syscall(libc::SYS_kcmp, pa.as_raw(), pb.as_raw(), KCMP_FILE, a, b) })
+        .map_err(task_err("compare files", pa))?;
+    Ok(r == 0)
+}
+
+pub const KCMP_VM: i32 = 1;
+pub const KCMP_FILES: i32 = 2;
+pub const KCMP_FS: i32 = 3;
+pub const KCMP_SIGHAND: i32 = 4;
+
+/// kcmp(2) of a per-task resource (KCMP_VM, KCMP_FILES, ...): whether `a` and
+/// `b` share it.
+pub fn kcmp(a: Pid, b: Pid, kind: i32) -> Result<bool> {
+    // SAFETY: integers only.
+    let r = check(unsafe { libc::syscall(libc::SYS_kcmp, a.as_raw(), b.as_raw(), kind, 0, 0) }).map_err(task_err("compare tasks", a))?;
     Ok(r == 0)
 }

@@ -22,10 +22,7 @@ fn decode(status: i32) -> WaitStatus {
     if libc::WIFEXITED(status) {
         WaitStatus::Exited(libc::WEXITSTATUS(status))
     } else if libc::WIFSIGNALED(status) {
-        WaitStatus::Signaled {
-            signal: libc::WTERMSIG(status),
-            core: libc::WCOREDUMP(status),
-        }
+        WaitStatus::Signaled { signal: libc::WTERMSIG(status), core: libc::WCOREDUMP(status) }
     } else {
         WaitStatus::Stopped(status >> 8)
     }
@@ -44,11 +41,7 @@ pub fn try_wait_pid(pid: Pid) -> Result<Option<WaitStatus>> {
             if e == Errno::ECHILD {
                 Err(SysError::TraceeDied(pid))
             } else {
-                Err(SysError::Task {
-                    op: "wait",
-                    pid,
-                    errno: e,
-                })
+                Err(SysError::Task { op: "wait", pid, errno: e })
             }
         }
     }
@@ -67,11 +60,7 @@ pub fn wait_pid(pid: Pid, deadline: Instant, what: &'static str) -> Result<WaitS
             return Ok(s);
         }
         if Instant::now() >= deadline {
-            return Err(SysError::Timeout {
-                what,
-                pid,
-                secs: start.elapsed().as_secs_f64(),
-            });
+            return Err(SysError::Timeout { what, pid, secs: start.elapsed().as_secs_f64() });
         }
         if spins < 64 {
             spins += 1;

@@ -64,10 +64,7 @@ impl Lines {
                 }
             }
         });
-        Lines {
-            rx,
-            seen: Vec::new(),
-        }
+        Lines { rx, seen: Vec::new() }
     }
 
     /// Waits for a line starting with `prefix`; returns it.
@@ -125,21 +122,12 @@ impl Workload {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let stdout_ino = std::fs::metadata(format!(
-            "/proc/self/fd/{}",
-            std::os::fd::AsRawFd::as_raw_fd(&stdout)
-        ))
-        .unwrap()
-        .ino();
+        let stdout_ino =
+            std::fs::metadata(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&stdout))).unwrap().ino();
         let mut out = Lines::new(stdout);
         let pid = child.id() as i32;
         out.wait_for("READY", Duration::from_secs(30));
-        Workload {
-            pid,
-            child: Some(child),
-            out,
-            stdout_ino,
-        }
+        Workload { pid, child: Some(child), out, stdout_ino }
     }
 
     /// `--inherit-fd` for its stdout, for a restore whose stdout is the new pipe.
@@ -163,10 +151,7 @@ impl Workload {
     }
 
     pub fn line_value(&self, prefix: &str) -> Option<u64> {
-        self.out
-            .seen
-            .iter()
-            .find_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
+        self.out.seen.iter().find_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
     }
 }
 
@@ -202,10 +187,7 @@ pub fn wait_child(c: &mut Child, timeout: Duration) -> Option<ExitStatus> {
 /// Runs rckpt to completion (bounded) and returns (status, stdout, stderr).
 pub fn rckpt(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
     let mut cmd = Command::new(RCKPT);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -255,41 +237,19 @@ impl Restore {
 
     pub fn start(dir: &Path, extra: &[&str]) -> Restore {
         let mut cmd = Command::new(RCKPT);
-        cmd.args(["restore", "-v", "-D", dir.to_str().unwrap()])
-            .args(extra);
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        cmd.args(["restore", "-v", "-D", dir.to_str().unwrap()]).args(extra);
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
-        let stdout_ino = std::fs::metadata(format!(
-            "/proc/self/fd/{}",
-            std::os::fd::AsRawFd::as_raw_fd(&stdout)
-        ))
-        .unwrap()
-        .ino();
+        let stdout_ino =
+            std::fs::metadata(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&stdout))).unwrap().ino();
         let out = Lines::new(stdout);
         let err = Lines::new(child.stderr.take().unwrap());
-        Restore {
-            child: Some(child),
-            stdout_ino,
-            out,
-            err,
-            pid: 0,
-        }
+        Restore { child: Some(child), stdout_ino, out, err, pid: 0 }
     }
 
     fn released(mut self) -> Restore {
-        let l = self
-            .err
-            .wait_for("rckpt: restored ", Duration::from_secs(60));
-        self.pid = l
-            .trim_start_matches("rckpt: restored ")
-            .trim()
-            .parse()
-            .unwrap();
+        let l = self.err.wait_for("rckpt: restored ", Duration::from_secs(60));
+        self.pid = l.trim_start_matches("rckpt: restored ").trim().parse().unwrap();
         self
     }
 
@@ -301,8 +261,7 @@ impl Restore {
 
     pub fn finish(&mut self) -> (ExitStatus, Vec<String>) {
         let mut c = self.child.take().unwrap();
-        let st =
-            wait_child(&mut c, Duration::from_secs(60)).expect("restored workload did not finish");
+        let st = wait_child(&mut c, Duration::from_secs(60)).expect("restored workload did not finish");
         let lines = self.out.drain(Duration::from_secs(2)).to_vec();
         (st, lines)
     }
@@ -332,14 +291,8 @@ impl Drop for Restore {
 /// Asserts a workload's report: exit 0, a PASSED line, no FAIL line.
 pub fn assert_passed(st: ExitStatus, lines: &[String]) {
     let fails: Vec<&String> = lines.iter().filter(|l| l.starts_with("FAIL")).collect();
-    assert!(
-        fails.is_empty(),
-        "workload checks failed: {fails:#?}\nall output: {lines:#?}"
-    );
-    assert!(
-        lines.iter().any(|l| l.starts_with("PASSED")),
-        "no PASSED line: {lines:#?}"
-    );
+    assert!(fails.is_empty(), "workload checks failed: {fails:#?}\nall output: {lines:#?}");
+    assert!(lines.iter().any(|l| l.starts_with("PASSED")), "no PASSED line: {lines:#?}");
     assert!(st.success(), "workload exited with {st:?}: {lines:#?}");
 }
 
@@ -350,9 +303,7 @@ impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let p = Path::new(MANIFEST)
-            .join("target/test-images")
-            .join(format!("{tag}-{}-{n}", std::process::id()));
+        let p = Path::new(MANIFEST).join("target/test-images").join(format!("{tag}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         TempDir(p)
@@ -391,11 +342,7 @@ pub fn maps(pid: i32) -> String {
 pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => {
-            let state = s
-                .rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().next())
-                .unwrap_or("X");
+            let state = s.rsplit(')').next().and_then(|r| r.split_whitespace().next()).unwrap_or("X");
             state != "Z" && state != "X"
         }
         Err(_) => false,

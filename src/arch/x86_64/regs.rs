@@ -3,6 +3,9 @@
 use rckpt_images::core::GpRegs;
 
 pub const USER_CS: u64 = 0x33;
+/// Flags cleared in registers rckpt injects (TF would trap, DF would run the
+/// blobs' string instructions backwards, AC would fault unaligned accesses).
+pub const EFLAGS_INJECT_CLEAR: u64 = (1 << 8) | (1 << 10) | (1 << 18);
 pub const USER_DS: u64 = 0x2b;
 
 const ERESTARTSYS: i64 = -512;
@@ -129,33 +132,18 @@ mod tests {
 
     #[test]
     fn restart_rules() {
-        let mut g = GpRegs {
-            orig_rax: 34,
-            rax: ERESTARTNOHAND as u64,
-            rip: 0x1002,
-            ..Default::default()
-        };
+        let mut g = GpRegs { orig_rax: 34, rax: ERESTARTNOHAND as u64, rip: 0x1002, ..Default::default() };
         apply_restart(&mut g, false);
         assert_eq!((g.rax, g.rip, g.orig_rax), (34, 0x1000, u64::MAX));
 
-        let mut g = GpRegs {
-            orig_rax: 35,
-            rax: ERESTART_RESTARTBLOCK as u64,
-            rip: 0x1002,
-            ..Default::default()
-        };
+        let mut g = GpRegs { orig_rax: 35, rax: ERESTART_RESTARTBLOCK as u64, rip: 0x1002, ..Default::default() };
         let mut same = g;
         apply_restart(&mut g, false);
         assert_eq!((g.rax as i64, g.rip), (EINTR, 0x1002));
         apply_restart(&mut same, true);
         assert_eq!((same.rax, same.rip), (NR_RESTART_SYSCALL, 0x1000));
 
-        let mut g = GpRegs {
-            orig_rax: u64::MAX,
-            rax: ERESTARTSYS as u64,
-            rip: 0x1002,
-            ..Default::default()
-        };
+        let mut g = GpRegs { orig_rax: u64::MAX, rax: ERESTARTSYS as u64, rip: 0x1002, ..Default::default() };
         apply_restart(&mut g, false);
         assert_eq!((g.rax as i64, g.rip), (ERESTARTSYS, 0x1002));
     }

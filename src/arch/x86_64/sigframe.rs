@@ -77,11 +77,7 @@ pub fn build(
     let fp_off = (fp_addr - frame_addr) as usize;
     let total = fp_off + xstate_bytes.len() + xstate::MAGIC2_SIZE;
     let mut b = vec![0u8; total];
-    put(
-        &mut b,
-        UC,
-        UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS,
-    );
+    put(&mut b, UC, UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS);
     put(&mut b, UC_STACK, altstack.sp);
     b[UC_STACK + 8..UC_STACK + 12].copy_from_slice(&altstack.flags.to_le_bytes());
     put(&mut b, UC_STACK + 16, altstack.size);
@@ -121,17 +117,10 @@ pub fn build(
     // leaves sw_reserved's xfeatures zero). Components outside that set were in
     // their initial state, which is what the kernel gives components it does not
     // restore.
-    xstate::write_sw_bytes(
-        fp,
-        xstate_bytes.len(),
-        xstate::xstate_bv(xstate_bytes) | xstate::FP_SSE,
-    );
+    xstate::write_sw_bytes(fp, xstate_bytes.len(), xstate::xstate_bv(xstate_bytes) | xstate::FP_SSE);
     let m2 = fp_off + xstate_bytes.len();
     b[m2..m2 + 4].copy_from_slice(&xstate::FP_XSTATE_MAGIC2.to_le_bytes());
-    Frame {
-        addr: frame_addr,
-        bytes: b,
-    }
+    Frame { addr: frame_addr, bytes: b }
 }
 
 /// Reads the altstack back out of a frame (the parasite fills it in place).

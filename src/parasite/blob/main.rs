@@ -87,12 +87,49 @@ unsafe fn self_cure() -> ! {
     }
 }
 
+/// Entry of a second (third, ...) thread of the process, while the daemon thread
+/// idles: reports per-thread state and sleeps until rckpt stops it.
+#[unsafe(no_mangle)]
+#[unsafe(naked)]
+pub extern "C" fn thread_start() -> ! {
+    core::arch::naked_asm!("and rsp, -16", "call {main}", "ud2", main = sym thread_main)
+}
+
+unsafe extern "C" fn thread_main(args: *const ThreadArgs) -> ! {
+    // SAFETY: rckpt wrote the args and this thread's frame into the parasite area;
+    // SOCK was set by the daemon thread of the same process (same memory).
+    unsafe {
+        let uc_stack = ((*args).sigframe + 8 + 16) as *mut KStack;
+        let mut r = ThreadReply { hdr: MsgHeader { cmd: CMD_THREAD, ..MsgHeader::default() }, ..ThreadReply::default() };
+        r.tid = sc(SYS_GETTID, &[]) as i32;
+        sc(SYS_SIGALTSTACK, &[0, &raw mut r.altstack as u64]);
+        (*uc_stack).sp = r.altstack.sp;
+        (*uc_stack).flags = r.altstack.flags;
+        (*uc_stack).size = r.altstack.size;
+        sc(SYS_PRCTL, &[PR_GET_TID_ADDRESS, &raw mut r.tid_address as u64]);
+        sc(SYS_PRCTL, &[PR_GET_PDEATHSIG, &raw mut r.pdeath_signal as u64]);
+        r.securebits = sc(SYS_PRCTL, &[PR_GET_SECUREBITS]) as i32;
+        r.timer_slack_ns = sc(SYS_PRCTL, &[PR_GET_TIMERSLACK]) as u64;
+        sc(SYS_SENDTO, &[SOCK as u64, &raw const r as u64, size_of::<ThreadReply>() as u64, MSG_NOSIGNAL, 0, 0]);
+        // rckpt stops this thread as soon as the reply arrives; should it be gone,
+        // go back to the original context after a while.
+        let mut i = 0;
+        while i < 100 {
+            let ts = [0i64, 100_000_000];
+            sc(SYS_NANOSLEEP, &[ts.as_ptr() as u64, 0]);
+            i += 1;
+        }
+        let rsp = (*args).sigframe + 8;
+        core::arch::asm!("mov rsp, {0}", "mov eax, 15", "syscall", "ud2", in(reg) rsp, options(noreturn));
+    }
+}
+
 unsafe extern "C" fn main(args: *const ParasiteArgs) -> ! {
     // SAFETY: rckpt passes the address of the args it wrote into this area.
     unsafe {
         ARGS = args;
         if (*args).magic != PARASITE_MAGIC {
-            exit_group(126);
+            self_cure();
         }
         // The original context's altstack goes into the cure frame: rt_sigreturn
         // restores it from there.
