@@ -138,7 +138,9 @@ pub fn freeze(root: Pid) -> Result<Frozen> {
                 why: format!("the tree kept changing through {MAX_PASSES} freeze passes"),
             });
         }
+        // Threads seized in this pass, and whether anything new was found.
         let mut fresh: Vec<Pid> = Vec::new();
+        let mut found = false;
         let mut i = 0;
         while i < procs.len() {
             let (pid, _) = procs[i];
@@ -161,6 +163,7 @@ pub fn freeze(root: Pid) -> Result<Frozen> {
                 if is_zombie_state(st) {
                     continue;
                 }
+                found = true;
                 match seize(*tid)? {
                     Some(t) => {
                         tracees.insert(tid.as_raw(), t);
@@ -179,15 +182,15 @@ pub fn freeze(root: Pid) -> Result<Frozen> {
                     Ok(s) if is_zombie_state(s.state) && proc::threads(child).map(|t| t.len()).unwrap_or(0) <= 1 => {
                         zombies.insert(child.as_raw(), (pid, s.exit_code.unwrap_or(0)));
                     }
+                    // Its threads are seized when the loop reaches it, in this pass.
                     Ok(_) => procs.push((child, Some(pid))),
-                    Err(_) => {}
+                    Err(_) => continue,
                 }
-                fresh.push(child);
+                found = true;
             }
         }
-        if fresh.is_empty() {
-            break;
-        }
+        // Wait for this pass's threads to stop: only stopped tasks have final
+        // children lists, so another pass looks at them again.
         for tid in fresh {
             if let Some(t) = tracees.get_mut(&tid.as_raw()) {
                 match wait_stopped(t)? {
@@ -200,6 +203,9 @@ pub fn freeze(root: Pid) -> Result<Frozen> {
                     }
                 }
             }
+        }
+        if !found {
+            break;
         }
     }
 

@@ -348,3 +348,27 @@ pub fn alive(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Every process of the tree rooted at `root` (from /proc children), root first.
+pub fn tree_pids(root: i32) -> Vec<i32> {
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        i += 1;
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) {
+            for t in tasks.flatten() {
+                let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+                out.extend(kids.split_whitespace().filter_map(|k| k.parse::<i32>().ok()));
+            }
+        }
+    }
+    out
+}
+
+/// Sends the trigger to every process of the tree.
+pub fn trigger_tree(root: i32) {
+    for p in tree_pids(root) {
+        signal(p, libc::SIGUSR2);
+    }
+}

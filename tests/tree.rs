@@ -1,0 +1,44 @@
+//! Whole process trees: sessions, groups, a grandchild, zombies, threads, an
+//! exited leader, restored with their ids in saved order.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+fn dump_and_restore(w: &mut Workload, tag: &str) -> Restore {
+    let img = TempDir::new(tag);
+    dump_ok(w.pid, img.path(), &[]);
+    w.wait_gone();
+    // Children of the dumped root are reparented to init, which reaps lazily.
+    let r = Restore::spawn(img.path(), &["--inherit-fd", &w.inherit_stdout()]);
+    assert_eq!(r.pid, w.pid);
+    std::mem::forget(img);
+    r
+}
+
+#[test]
+fn a_tree_in_two_sessions_and_three_groups_keeps_its_ids() {
+    let mut w = Workload::spawn("tree", &[]);
+    let before = tree_pids(w.pid);
+    assert_eq!(before.len(), 5, "{before:?}");
+    let mut r = dump_and_restore(&mut w, "tree");
+    let after = tree_pids(r.pid);
+    let (mut a, mut b) = (before.clone(), after.clone());
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "the restored tree has other pids");
+    trigger_tree(r.pid);
+    let (st, lines) = r.finish();
+    assert_passed(st, &lines);
+}
+
+#[test]
+fn a_tree_survives_leave_running() {
+    let mut w = Workload::spawn("tree", &[]);
+    let img = TempDir::new("tree-lr");
+    dump_ok(w.pid, img.path(), &["--leave-running"]);
+    trigger_tree(w.pid);
+    let (st, lines) = w.trigger_and_finish();
+    assert_passed(st, &lines);
+    let _ = Duration::from_secs(0);
+}
