@@ -42,3 +42,37 @@ fn a_tree_survives_leave_running() {
     assert_passed(st, &lines);
     let _ = Duration::from_secs(0);
 }
+
+#[test]
+fn zombies_keep_their_exit_status_until_reaped() {
+    let mut w = Workload::spawn("zombies", &[]);
+    let mut r = dump_and_restore(&mut w, "zombies");
+    let (st, lines) = r.trigger_and_finish();
+    assert_passed(st, &lines);
+}
+
+#[test]
+fn eight_threads_keep_their_tls_tids_names_and_masks() {
+    let mut w = Workload::spawn("threads", &["8"]);
+    let mut r = dump_and_restore(&mut w, "threads");
+    let (st, lines) = r.trigger_and_finish();
+    assert_passed(st, &lines);
+}
+
+#[test]
+fn threads_survive_leave_running() {
+    let mut w = Workload::spawn("threads", &["8"]);
+    let img = TempDir::new("threads-lr");
+    dump_ok(w.pid, img.path(), &["--leave-running"]);
+    let (st, lines) = w.trigger_and_finish();
+    assert_passed(st, &lines);
+}
+
+#[test]
+fn a_group_whose_leader_exited_runs_on() {
+    let mut w = Workload::spawn("leaderless", &[]);
+    std::thread::sleep(Duration::from_millis(50));
+    let mut r = dump_and_restore(&mut w, "leaderless");
+    let (st, lines) = r.trigger_and_finish();
+    assert_passed(st, &lines);
+}

@@ -85,9 +85,19 @@ pub trait Image: Sized + serde::Serialize + serde::de::DeserializeOwned {
         }
     }
 
+    /// Decodes a whole file. A body of the current version must be the one
+    /// encoding of its value (postcard also accepts overlong varints): one image,
+    /// one byte sequence, so what decodes re-encodes byte for byte.
     fn decode(bytes: &[u8]) -> Result<Self, ImageError> {
         let (header, body) = frame::unframe(bytes, Self::KIND)?;
-        Self::decode_version(header.version, body)
+        let value = Self::decode_version(header.version, body)?;
+        if header.version == Self::KIND.current_version() {
+            let again = postcard::to_allocvec(&value).map_err(|e| ImageError::Encode(e.to_string()))?;
+            if again != body {
+                return Err(ImageError::Invalid("the body is not in canonical form".into()));
+            }
+        }
+        Ok(value)
     }
 
     fn encode(&self) -> Result<Vec<u8>, ImageError> {

@@ -207,9 +207,30 @@ impl MmImage {
             check(d.vdso_bytes.len() as u64 <= 64 * PAGE_SIZE && aligned(d.vdso_bytes.len() as u64), || {
                 format!("task {pid}: vDSO of {} bytes", d.vdso_bytes.len())
             })?;
-            check(d.vvar_start + d.vvar_size + d.vvar_vclock_size == d.vdso_start, || {
-                format!("task {pid}: vDSO block is not contiguous")
+            let end = d.vvar_start.checked_add(d.vvar_size).and_then(|e| e.checked_add(d.vvar_vclock_size));
+            check(end == Some(d.vdso_start), || format!("task {pid}: vDSO block is not contiguous"))?;
+            // The block must be exactly the three VMAs restore maps it as.
+            let find = |k: VmaKind| self.vmas.iter().find(|v| v.kind == k).map(|v| (v.start, v.end));
+            let vdso_end = d.vdso_start.checked_add(d.vdso_bytes.len() as u64);
+            check(find(VmaKind::Vvar) == Some((d.vvar_start, d.vvar_start + d.vvar_size)), || {
+                format!("task {pid}: [vvar] does not match the vDSO block")
             })?;
+            check(
+                d.vvar_vclock_size == 0
+                    || find(VmaKind::VvarVclock) == Some((d.vvar_start + d.vvar_size, d.vdso_start)),
+                || format!("task {pid}: [vvar_vclock] does not match the vDSO block"),
+            )?;
+            check(vdso_end.is_some() && find(VmaKind::Vdso) == Some((d.vdso_start, vdso_end.unwrap())), || {
+                format!("task {pid}: [vdso] does not match the vDSO bytes")
+            })?;
+            check(
+                self.vmas
+                    .iter()
+                    .filter(|v| matches!(v.kind, VmaKind::Vvar | VmaKind::VvarVclock | VmaKind::Vdso))
+                    .count()
+                    <= 3,
+                || format!("task {pid}: more than one vDSO"),
+            )?;
         }
         crate::check_file_name(&self.pages_file)?;
         let mut vi = 0usize;

@@ -33,6 +33,13 @@ pub fn check_header(bytes: &[u8], pid: i32) -> Result<(), ImageError> {
     if crc32c::crc32c(&bytes[0..16]) != u32::from_le_bytes(bytes[16..20].try_into().unwrap()) {
         return Err(ImageError::HeaderChecksum);
     }
+    let kind = u16::from_le_bytes(bytes[8..10].try_into().unwrap());
+    if kind != Kind::Pages as u16 {
+        return Err(match Kind::from_u16(kind) {
+            Some(found) => ImageError::WrongKind { expected: Kind::Pages, found },
+            None => ImageError::UnknownKind(kind),
+        });
+    }
     let version = u16::from_le_bytes(bytes[10..12].try_into().unwrap());
     if version != VERSION {
         return Err(ImageError::UnsupportedVersion { kind: Kind::Pages, version, accepted: &[VERSION] });

@@ -61,7 +61,10 @@ impl PsTree {
             match t.state {
                 TaskState::Zombie { status } => {
                     check(t.threads.is_empty(), || format!("zombie {} has threads", t.pid))?;
-                    check(status & !0xffff == 0 && (status & 0x7f) != 0x7f, || {
+                    // Exited (low 7 bits zero, the code above) or killed by a real
+                    // signal (1..=64, with the core bit allowed).
+                    let sig = status & 0x7f;
+                    check(status & !0xffff == 0 && sig <= 64 && (sig == 0 || status & 0xff00 == 0), || {
                         format!("zombie {}: status {status:#x}", t.pid)
                     })?;
                     check(i > 0, || "the root is a zombie".into())?;
@@ -89,6 +92,11 @@ impl PsTree {
             } else {
                 check(self.tasks[..i].iter().any(|p| p.pid == t.ppid), || {
                     format!("task {}: parent {} is not saved before it", t.pid, t.ppid)
+                })?;
+                // The kernel hands an exiting task's children to a reaper: a
+                // zombie has none.
+                check(!self.tasks[..i].iter().any(|p| p.pid == t.ppid && p.state.is_zombie()), || {
+                    format!("task {}: its parent {} is a zombie", t.pid, t.ppid)
                 })?;
             }
             if let TaskState::Stopped { signal } = t.state {

@@ -38,6 +38,7 @@ pub const SYS_RT_SIGRETURN: i64 = 15;
 pub const SYS_PREAD64: i64 = 17;
 pub const SYS_MADVISE: i64 = 28;
 pub const SYS_DUP3: i64 = 292;
+pub const SYS_SCHED_YIELD: i64 = 24;
 pub const SYS_NANOSLEEP: i64 = 35;
 pub const SYS_GETITIMER: i64 = 36;
 pub const SYS_SETITIMER: i64 = 38;

@@ -6,11 +6,11 @@ use rckpt_images::core::{
     AltStack, Creds, ITimer, Prctl, RobustList, Rseq, Sched, SigAction, SigInfo, TaskCore, ThreadCore,
 };
 
+use super::freeze::{Frozen, FrozenTask};
 use super::{DumpError, Result};
 use crate::arch;
-use crate::proc::{self, timers::TimerInfo};
-use super::freeze::{Frozen, FrozenTask};
 use crate::parasite::OrigState;
+use crate::proc::{self, timers::TimerInfo};
 use crate::sys::ptrace::Tracee;
 use crate::sys::{Pid, task};
 
@@ -57,7 +57,8 @@ fn thread(pid: Pid, t: &Tracee) -> Result<(ThreadCore, OrigState)> {
     let xstate = t.xstate()?;
     let blocked = t.sigmask()?;
     let pending = siginfos(t.pending_siginfo(false)?);
-    let rseq = t.rseq_config()?.map(|c| Rseq { addr: c.rseq_abi_pointer, len: c.rseq_abi_size, signature: c.signature });
+    let rseq =
+        t.rseq_config()?.map(|c| Rseq { addr: c.rseq_abi_pointer, len: c.rseq_abi_size, signature: c.signature });
     let (head, len) = task::robust_list(tid)?;
     let comm = proc::read_string(proc::path(pid, &format!("task/{tid}/comm")))?.trim_end_matches('\n').to_string();
     let core = ThreadCore {
@@ -82,7 +83,8 @@ fn thread(pid: Pid, t: &Tracee) -> Result<(ThreadCore, OrigState)> {
 pub fn collect(frozen: &mut Frozen, task: &FrozenTask) -> Result<TaskState> {
     let pid = task.pid;
     let first = task.threads[0];
-    let stat = proc::stat(pid)?;
+    // From a live thread: an exited leader's own stat shows no mm.
+    let stat = proc::thread_stat(pid, first)?;
     let status = proc::thread_status(pid, first)?;
     if status.seccomp.unwrap_or(0) != 0 {
         return Err(DumpError::Unsupported { pid, what: "it runs under seccomp".into() });

@@ -80,7 +80,10 @@ impl FileTable {
             let r = self.pipe_ends.iter().any(|(i, w)| i == ino && !w);
             let w = self.pipe_ends.iter().any(|(i, w)| i == ino && *w);
             if r && w {
-                return Err(DumpError::Unsupported { pid, what: format!("pipe:[{ino}] has both ends inside the tree") });
+                return Err(DumpError::Unsupported {
+                    pid,
+                    what: format!("pipe:[{ino}] has both ends inside the tree"),
+                });
             }
         }
         Ok(table)

@@ -122,7 +122,7 @@ fn wait_stopped(t: &mut Tracee) -> Result<Option<Stop>> {
 /// The tree rooted at `root`, frozen.
 pub fn freeze(root: Pid) -> Result<Frozen> {
     let st = proc::stat(root).map_err(|_| DumpError::NoTask(root))?;
-    if is_zombie_state(st.state) {
+    if is_zombie_state(st.state) && proc::threads(root).map(|t| t.len()).unwrap_or(0) <= 1 {
         return Err(DumpError::Refused { pid: root, why: "it is a zombie".into() });
     }
     let mut tracees: BTreeMap<i32, Tracee> = BTreeMap::new();

@@ -93,8 +93,13 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpReport> {
     };
     let inv = inventory::Inventory {
         tool: format!("rckpt {}", env!("CARGO_PKG_VERSION")),
-        created_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-        kernel_release: nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default(),
+        created_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        kernel_release: nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
         root_pid: pid.as_raw(),
         images: Vec::new(),
         externals: saved.externals.clone(),
@@ -144,7 +149,10 @@ fn check_sharing(task: &freeze::FrozenTask, parent: &freeze::FrozenTask) -> Resu
         (crate::sys::task::KCMP_SIGHAND, "its signal handlers (CLONE_SIGHAND)"),
     ] {
         if crate::sys::task::kcmp(a, b, kind)? {
-            return Err(DumpError::Unsupported { pid: task.pid, what: format!("it shares {what} with its parent {}", parent.pid) });
+            return Err(DumpError::Unsupported {
+                pid: task.pid,
+                what: format!("it shares {what} with its parent {}", parent.pid),
+            });
         }
     }
     Ok(())
@@ -177,7 +185,9 @@ fn save(frozen: &mut freeze::Frozen, writer: &mut write::ImageWriter, deferred: 
             if !all_pids.contains(&id) && !std::path::Path::new(&format!("/proc/{id}")).exists() {
                 return Err(DumpError::Unsupported {
                     pid: st.pid,
-                    what: format!("its {what} {id} lost its leader (rebuilding it with a helper task is not supported yet)"),
+                    what: format!(
+                        "its {what} {id} lost its leader (rebuilding it with a helper task is not supported yet)"
+                    ),
                 });
             }
         }
@@ -203,7 +213,7 @@ fn save(frozen: &mut freeze::Frozen, writer: &mut write::ImageWriter, deferred: 
             }
             let name = rckpt_images::pages::file_name(t.pid.as_raw());
             let mut file = writer.create_file(&name, rckpt_images::Kind::Pages)?;
-            let extents = pages::dump(&mut inf, plan, &mut file)?;
+            let extents = pages::dump(&mut inf, t.pid, plan, &mut file)?;
             fault::point("dump.pages")?;
             for s in inf.cure()? {
                 deferred.push((daemon, s));
@@ -224,7 +234,14 @@ fn save(frozen: &mut freeze::Frozen, writer: &mut write::ImageWriter, deferred: 
         let entry = match t.zombie {
             Some(status) => {
                 let s = crate::proc::stat(t.pid)?;
-                pstree::TaskEntry { pid: t.pid.as_raw(), ppid, pgid: s.pgrp, sid: s.session, threads: vec![], state: pstree::TaskState::Zombie { status } }
+                pstree::TaskEntry {
+                    pid: t.pid.as_raw(),
+                    ppid,
+                    pgid: s.pgrp,
+                    sid: s.session,
+                    threads: vec![],
+                    state: pstree::TaskState::Zombie { status },
+                }
             }
             None => {
                 let st = states.iter().find(|s| s.pid == t.pid).expect("collected");
@@ -279,20 +296,42 @@ impl freeze::Frozen {
     /// thread to be gone.
     fn kill(self) -> Result<()> {
         for t in self.tasks.iter().filter(|t| !t.is_zombie()) {
-            kill(t.pid, Signal::SIGKILL).map_err(|errno| SysError::Task { op: "kill the dumped task", pid: t.pid, errno })?;
+            kill(t.pid, Signal::SIGKILL).map_err(|errno| SysError::Task {
+                op: "kill the dumped task",
+                pid: t.pid,
+                errno,
+            })?;
         }
-        for (_, mut t) in self.tracees {
-            loop {
-                match t.wait(Duration::from_secs(10), "exit after SIGKILL") {
-                    Ok(s) if s.is_gone() => break,
-                    Ok(_) => {
-                        let _ = t.resume(crate::sys::ptrace::Resume::Cont, 0);
+        // A leader's exit is reported only once its other threads are reaped:
+        // collect every thread's end as it comes.
+        let mut left = self.tracees;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !left.is_empty() {
+            let mut progressed = false;
+            for tid in left.keys().copied().collect::<Vec<_>>() {
+                match crate::sys::wait::try_wait_pid(Pid::from_raw(tid)) {
+                    Ok(Some(s)) if crate::sys::ptrace::Stop::from_status(s).is_gone() => {
+                        left.remove(&tid).map(|t| t.forget());
+                        progressed = true;
                     }
-                    Err(SysError::TraceeDied(_)) => break,
-                    Err(e) => return Err(e.into()),
+                    Ok(Some(_)) => {
+                        let _ = nix::sys::ptrace::cont(Pid::from_raw(tid), None);
+                        progressed = true;
+                    }
+                    Ok(None) => {}
+                    Err(_) => {
+                        left.remove(&tid).map(|t| t.forget());
+                        progressed = true;
+                    }
                 }
             }
-            t.forget();
+            if Instant::now() >= deadline {
+                let pid = Pid::from_raw(*left.keys().next().unwrap());
+                return Err(SysError::Timeout { what: "exit after SIGKILL", pid, secs: 10.0 }.into());
+            }
+            if !progressed {
+                std::thread::sleep(Duration::from_micros(200));
+            }
         }
         Ok(())
     }

@@ -75,9 +75,11 @@ fn splice_out(p: &Pipe, file: &File, mut off: i64, mut len: u64) -> Result<()> {
 }
 
 /// Writes the pages file and returns its extents.
-pub fn dump(inf: &mut Infected<'_>, plan: &MmPlan, file: &mut File) -> Result<Vec<PageExtent>> {
+/// Writes the pages file of process `owner` (the parasite runs in one of its
+/// threads, whose leader may have exited).
+pub fn dump(inf: &mut Infected<'_>, owner: crate::sys::Pid, plan: &MmPlan, file: &mut File) -> Result<Vec<PageExtent>> {
     let pid = inf.pid();
-    file.write_all_at(&pages::header(pid.as_raw()), 0).map_err(io("write pages header"))?;
+    file.write_all_at(&pages::header(owner.as_raw()), 0).map_err(io("write pages header"))?;
     let runs = scan(pid, plan)?;
     let mut extents: Vec<PageExtent> = Vec::with_capacity(runs.len());
     let mut off = pages::HEADER_LEN;

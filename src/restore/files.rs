@@ -123,7 +123,14 @@ fn open_task(s: &mut FdSetup, set: &ImageSet, pid: i32, opts: &RestoreOptions) -
     let fdt = &set.fdtables[&pid];
     let pages_path = super::read::pages_path(&opts.dir, pid);
     let pages = super::read::open_nofollow(&pages_path).map_err(io("open", &pages_path.to_string_lossy()))?;
-    let mut t = TaskFds { pid, install: Vec::new(), pages: s.push(pages.into()), exe: -1, cwd: -1, mapped: vec![-1; mm.files.len()] };
+    let mut t = TaskFds {
+        pid,
+        install: Vec::new(),
+        pages: s.push(pages.into()),
+        exe: -1,
+        cwd: -1,
+        mapped: vec![-1; mm.files.len()],
+    };
 
     let c = &core.threads[0].creds;
     let _as_task = FsCreds::switch(c.uid[3], c.gid[3], &c.groups)?;
@@ -168,8 +175,11 @@ fn open_task(s: &mut FdSetup, set: &ImageSet, pid: i32, opts: &RestoreOptions) -
     }
     if let Some(e) = mm.exe {
         let f = &mm.files[e as usize];
-        let file =
-            OpenOptions::new().read(true).custom_flags(libc::O_CLOEXEC).open(&f.path).map_err(io("open executable", &f.path))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&f.path)
+            .map_err(io("open executable", &f.path))?;
         t.exe = s.push(file.into());
     }
     let cwd = OpenOptions::new()

@@ -80,7 +80,7 @@ pub fn read(dir: &Path) -> Result<ImageSet> {
     let mut cores = BTreeMap::new();
     let mut mms = BTreeMap::new();
     let mut fdtables = BTreeMap::new();
-    for t in &tree.tasks {
+    for t in tree.tasks.iter().filter(|t| !t.state.is_zombie()) {
         let n = core::file_name(t.pid);
         let c: core::TaskCore = read_framed(dir, &n, Some(listed(&n)?))?;
         cores.insert(t.pid, c);

@@ -188,7 +188,8 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
     let root = set.pstree.root().pid;
     let fds = files::open_all(set, opts)?;
     let blob = crate::blob::restorer();
-    let live: Vec<&rckpt_images::pstree::TaskEntry> = set.pstree.tasks.iter().filter(|t| !t.state.is_zombie()).collect();
+    let live: Vec<&rckpt_images::pstree::TaskEntry> =
+        set.pstree.tasks.iter().filter(|t| !t.state.is_zombie()).collect();
 
     // One Control per thread, plus one for each exited leader.
     let nr_ctl: usize = live.iter().map(|t| t.threads.len() + (t.state == Saved::LeaderExited) as usize).sum();
@@ -351,7 +352,13 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
                     timer_slack_ns: th.sched.timer_slack_ns,
                     creds: creds_of(&th.creds, groups),
                 });
-                tplans.push(ThreadPlan { tid: th.tid, ctl_off, regs: th.regs, frame_regs: regs, frame_rsp: frame.sigreturn_rsp() });
+                tplans.push(ThreadPlan {
+                    tid: th.tid,
+                    ctl_off,
+                    regs: th.regs,
+                    frame_regs: regs,
+                    frame_rsp: frame.sigreturn_rsp(),
+                });
             }
             let threads_addr = a.slice(&bthreads)?;
 
@@ -444,10 +451,13 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
             };
             a.put_at(args_at[&pid], &args);
 
-            let d = mm.vdso.as_ref().ok_or_else(|| RestoreError::Invalid(format!("task {pid} has no vDSO to release it through")))?;
-            let insn = crate::parasite::find_syscall_insn(&d.vdso_bytes)
-                .map(|o| d.vdso_start + o as u64)
-                .ok_or_else(|| RestoreError::Invalid(format!("task {pid}: the saved vDSO has no syscall instruction")))?;
+            let d = mm
+                .vdso
+                .as_ref()
+                .ok_or_else(|| RestoreError::Invalid(format!("task {pid} has no vDSO to release it through")))?;
+            let insn = crate::parasite::find_syscall_insn(&d.vdso_bytes).map(|o| d.vdso_start + o as u64).ok_or_else(
+                || RestoreError::Invalid(format!("task {pid}: the saved vDSO has no syscall instruction")),
+            )?;
             plans.push(TaskPlan {
                 pid,
                 mm,
@@ -518,7 +528,12 @@ fn step_error(pid: i32, st: &Control) -> RestoreError {
     if st.step == STEP_CHECK_PAGES {
         return RestoreError::PagesCorrupt { file: rckpt_images::pages::file_name(pid), addr: st.detail, pid };
     }
-    RestoreError::Step { pid, step: step_name(st.step), detail: st.detail, errno: nix::errno::Errno::from_raw((-st.error) as i32) }
+    RestoreError::Step {
+        pid,
+        step: step_name(st.step),
+        detail: st.detail,
+        errno: nix::errno::Errno::from_raw((-st.error) as i32),
+    }
 }
 
 pub fn create_and_release(mut p: Prepared<'_>) -> Result<Pid> {
@@ -535,7 +550,10 @@ pub fn create_and_release(mut p: Prepared<'_>) -> Result<Pid> {
     if child != root {
         return Err(RestoreError::Invalid(format!("clone3 gave pid {child} instead of {root}")));
     }
-    let mut t = Tracee::seize(child, opts::EXITKILL | opts::TRACESYSGOOD | opts::TRACECLONE | opts::TRACEFORK | opts::TRACEVFORK)?;
+    let mut t = Tracee::seize(
+        child,
+        opts::EXITKILL | opts::TRACESYSGOOD | opts::TRACECLONE | opts::TRACEFORK | opts::TRACEVFORK,
+    )?;
     // The rseq area rckpt's thread registered is inherited; the trampoline must
     // unregister it with the exact registration the kernel holds.
     t.interrupt_and_wait(Duration::from_secs(5))?;
@@ -566,12 +584,22 @@ pub fn create_and_release(mut p: Prepared<'_>) -> Result<Pid> {
         let mut code = [0u8; 2];
         crate::sys::mem::ProcMem::open(Pid::from_raw(tid), false)?.read_exact(RemoteAddr(task.insn), &mut code)?;
         if code != [0x0f, 0x05] {
-            return Err(RestoreError::Layout { pid: task.pid, what: format!("no syscall instruction at {:#x}: the vDSO is not where it was", task.insn) });
+            return Err(RestoreError::Layout {
+                pid: task.pid,
+                what: format!("no syscall instruction at {:#x}: the vDSO is not where it was", task.insn),
+            });
         }
         let t = created.tracees.get_mut(&tid).expect("parked");
         let at = t.regs()?;
         let mut sigs = Vec::new();
-        let r = remote::syscall(t, RemoteAddr(task.insn), &at, libc::SYS_munmap, [p.area.0, p.area.1, 0, 0, 0, 0], &mut sigs)?;
+        let r = remote::syscall(
+            t,
+            RemoteAddr(task.insn),
+            &at,
+            libc::SYS_munmap,
+            [p.area.0, p.area.1, 0, 0, 0, 0],
+            &mut sigs,
+        )?;
         if r != 0 {
             return Err(RestoreError::Step {
                 pid: task.pid,
@@ -615,15 +643,37 @@ pub fn create_and_release(mut p: Prepared<'_>) -> Result<Pid> {
 fn park_all(p: &Prepared<'_>, created: &mut Created) -> Result<()> {
     // tid -> (task index, Control offset)
     let mut waiting: BTreeMap<i32, (usize, usize)> = BTreeMap::new();
+    // Exited leaders, which create their threads (their clone events need a
+    // resume) and then exit, unreported while the threads live.
+    let mut runners: BTreeMap<i32, (usize, usize)> = BTreeMap::new();
     for (i, task) in p.tasks.iter().enumerate() {
         for th in &task.threads {
             waiting.insert(th.tid, (i, th.ctl_off));
+        }
+        if task.leader_exited {
+            runners.insert(task.pid, (i, task.runner_ctl));
         }
     }
     let deadline = Instant::now() + p.park_timeout;
     let mut idle = 0u32;
     while !waiting.is_empty() {
         let mut progressed = false;
+        for tid in runners.keys().copied().collect::<Vec<_>>() {
+            let (_, off) = runners[&tid];
+            if ctl_state(&p.ctl, off).step == STEP_LEADER_EXITS {
+                runners.remove(&tid);
+                continue;
+            }
+            if let Ok(Some(s)) = crate::sys::wait::try_wait_pid(Pid::from_raw(tid)) {
+                progressed = true;
+                let t = created.tracees.entry(tid).or_insert_with(|| Tracee::adopt(Pid::from_raw(tid)));
+                let stop = Stop::from_status(s);
+                t.note_stopped(stop);
+                if !stop.is_gone() {
+                    t.resume(Resume::Cont, 0)?;
+                }
+            }
+        }
         for tid in waiting.keys().copied().collect::<Vec<_>>() {
             let (ti, off) = waiting[&tid];
             let task = &p.tasks[ti];
@@ -680,7 +730,10 @@ fn park_all(p: &Prepared<'_>, created: &mut Created) -> Result<()> {
             }
         }
         if Instant::now() >= deadline {
-            let list: Vec<String> = waiting.iter().map(|(tid, (_, off))| format!("{tid} at '{}'", step_name(ctl_state(&p.ctl, *off).step))).collect();
+            let list: Vec<String> = waiting
+                .iter()
+                .map(|(tid, (_, off))| format!("{tid} at '{}'", step_name(ctl_state(&p.ctl, *off).step)))
+                .collect();
             return Err(RestoreError::Sys(SysError::Timeout {
                 what: "threads to park",
                 pid: p.root,

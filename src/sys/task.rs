@@ -80,6 +80,7 @@ pub const KCMP_SIGHAND: i32 = 4;
 /// `b` share it.
 pub fn kcmp(a: Pid, b: Pid, kind: i32) -> Result<bool> {
     // SAFETY: integers only.
-    let r = check(unsafe { libc::syscall(libc::SYS_kcmp, a.as_raw(), b.as_raw(), kind, 0, 0) }).map_err(task_err("compare tasks", a))?;
+    let r = check(unsafe { libc::syscall(libc::SYS_kcmp, a.as_raw(), b.as_raw(), kind, 0, 0) })
+        .map_err(task_err("compare tasks", a))?;
     Ok(r == 0)
 }

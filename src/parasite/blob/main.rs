@@ -112,12 +112,13 @@ unsafe extern "C" fn thread_main(args: *const ThreadArgs) -> ! {
         r.timer_slack_ns = sc(SYS_PRCTL, &[PR_GET_TIMERSLACK]) as u64;
         sc(SYS_SENDTO, &[SOCK as u64, &raw const r as u64, size_of::<ThreadReply>() as u64, MSG_NOSIGNAL, 0, 0]);
         // rckpt stops this thread as soon as the reply arrives; should it be gone,
-        // go back to the original context after a while.
-        let mut i = 0;
-        while i < 100 {
-            let ts = [0i64, 100_000_000];
-            sc(SYS_NANOSLEEP, &[ts.as_ptr() as u64, 0]);
-            i += 1;
+        // go back to the original context after a while (about 10 s of TSC at
+        // 3 GHz). No sleeping syscall: nanosleep, poll or a futex wait with a
+        // timeout would overwrite the thread's restart block, which the syscall
+        // it was interrupted in may still need.
+        let start = core::arch::x86_64::_rdtsc();
+        while core::arch::x86_64::_rdtsc().wrapping_sub(start) < 30_000_000_000 {
+            sc(SYS_SCHED_YIELD, &[]);
         }
         let rsp = (*args).sigframe + 8;
         core::arch::asm!("mov rsp, {0}", "mov eax, 15", "syscall", "ud2", in(reg) rsp, options(noreturn));
