@@ -76,3 +76,24 @@ fn a_group_whose_leader_exited_runs_on() {
     let (st, lines) = r.trigger_and_finish();
     assert_passed(st, &lines);
 }
+
+#[test]
+fn a_forked_tree_comes_back_at_its_real_footprint() {
+    const GIB: u64 = 1 << 30;
+    let mut w = Workload::spawn("cowfork", &["1024", "8"]);
+    assert_eq!(tree_pids(w.pid).len(), 9);
+    let before = tree_pss(w.pid);
+    let img = TempDir::new("cowfork");
+    dump_ok(w.pid, img.path(), &[]);
+    w.wait_gone();
+    let image: u64 = std::fs::read_dir(img.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    let mut r = Restore::spawn(img.path(), &["--inherit-fd", &w.inherit_stdout()]);
+    let after = tree_pss(r.pid);
+    eprintln!("pss before {} MiB, after {} MiB, image {} MiB", before >> 20, after >> 20, image >> 20);
+    // The 1 GiB is saved once, in the parent, and shared again after restore.
+    assert!(image < GIB + GIB / 10, "the image holds {} MiB", image >> 20);
+    assert!(after < GIB + GIB / 4, "the restored tree uses {} MiB", after >> 20);
+    trigger_tree(r.pid);
+    let (st, lines) = r.finish();
+    assert_passed(st, &lines);
+}

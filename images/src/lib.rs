@@ -182,6 +182,7 @@ impl ImageSet {
             check(mm.pages_file == pages::file_name(pid), || format!("task {pid}: pages file {}", mm.pages_file))?;
             let pages_size = inv.file(&mm.pages_file).map(|f| f.size).unwrap_or(0);
             mm.validate(pages_size)?;
+            mm.validate_parent_pages(self.mms.get(&t.ppid))?;
             let fdt = self
                 .fdtables
                 .get(&pid)

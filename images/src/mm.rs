@@ -53,6 +53,22 @@ pub struct MmImage {
     pub pages_file: String,
     /// Saved page extents, sorted by address, each inside one private VMA.
     pub extents: Vec<PageExtent>,
+    /// Pages this task still shared with its parent (the same physical page, as
+    /// after fork): not saved; restore keeps the parent's mapping of their VMA,
+    /// which the task inherits when its parent creates it. Sorted, page ranges.
+    pub parent_pages: Vec<PageRange>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageRange {
+    pub start: u64,
+    pub nr_pages: u64,
+}
+
+impl PageRange {
+    pub fn end(&self) -> Option<u64> {
+        self.nr_pages.checked_mul(PAGE_SIZE).and_then(|l| self.start.checked_add(l))
+    }
 }
 
 /// The fields of `struct prctl_mm_map` (less auxv and exe_fd).
@@ -270,5 +286,67 @@ impl MmImage {
 
     pub fn pages_len(&self) -> u64 {
         self.extents.iter().map(PageExtent::len).sum()
+    }
+
+    /// Whether `mine` and `theirs` (of `other`) map the same thing the same way:
+    /// range, protection, flags, and backing (for files, the same file and offset).
+    pub fn same_vma(&self, mine: &Vma, other: &MmImage, theirs: &Vma) -> bool {
+        let backing = match (&mine.kind, &theirs.kind) {
+            (VmaKind::File { file: a, offset: oa }, VmaKind::File { file: b, offset: ob }) => {
+                let (fa, fb) = (self.files.get(*a as usize), other.files.get(*b as usize));
+                oa == ob && fa.zip(fb).is_some_and(|(x, y)| x.path == y.path && x.dev == y.dev && x.ino == y.ino)
+            }
+            (a, b) => a == b,
+        };
+        backing
+            && mine.start == theirs.start
+            && mine.end == theirs.end
+            && mine.prot == theirs.prot
+            && mine.shared == theirs.shared
+            && mine.flags == theirs.flags
+            && mine.anon_name == theirs.anon_name
+    }
+
+    /// The VMA that holds [start, end), if one does.
+    pub fn vma_holding(&self, start: u64, end: u64) -> Option<&Vma> {
+        self.vmas.iter().find(|v| v.start <= start && end <= v.end)
+    }
+
+    /// Checks the pages shared with the parent against both address spaces: each
+    /// range lies in a private VMA of this task that the parent has identically
+    /// (which restore keeps from the parent), and no saved extent overlaps one.
+    pub fn validate_parent_pages(&self, parent: Option<&MmImage>) -> Result<(), ImageError> {
+        let pid = self.pid;
+        if self.parent_pages.is_empty() {
+            return Ok(());
+        }
+        let parent =
+            parent.ok_or_else(|| ImageError::Invalid(format!("task {pid}: pages shared with a parent it has not")))?;
+        check(self.parent_pages.len() <= 1 << 24, || format!("task {pid}: too many shared page ranges"))?;
+        let mut prev = 0u64;
+        for r in &self.parent_pages {
+            let end = r.end().ok_or_else(|| ImageError::Invalid(format!("task {pid}: shared range overflows")))?;
+            check(aligned(r.start) && r.nr_pages > 0 && r.start >= prev, || {
+                format!("task {pid}: shared range at {:#x}", r.start)
+            })?;
+            prev = end;
+            let v = self.vma_holding(r.start, end).ok_or_else(|| {
+                ImageError::Invalid(format!("task {pid}: shared range at {:#x} outside its VMAs", r.start))
+            })?;
+            check(v.kind.has_pages(v.shared), || {
+                format!("task {pid}: shared range at {:#x} in a VMA without pages", r.start)
+            })?;
+            let pv = parent.vmas.iter().find(|p| p.start == v.start && p.end == v.end);
+            check(pv.is_some_and(|p| self.same_vma(v, parent, p)), || {
+                format!(
+                    "task {pid}: shared range at {:#x} in a VMA its parent {} does not have alike",
+                    r.start, parent.pid
+                )
+            })?;
+            check(!self.extents.iter().any(|e| e.start < end && r.start < e.end()), || {
+                format!("task {pid}: shared range at {:#x} overlaps a saved extent", r.start)
+            })?;
+        }
+        Ok(())
     }
 }

@@ -552,6 +552,7 @@ mod model {
             }),
             pages_file: pages::file_name(1),
             extents,
+            parent_pages: Vec::new(),
         };
         (m, off)
     }

@@ -220,7 +220,31 @@ pub fn collect(pid: Pid, at: Pid) -> Result<MmPlan> {
     Ok(MmPlan { vmas, files, exe: Some(exe), vdso, auxv: proc::auxv(at)?, syscall_insn })
 }
 
-pub fn image(pid: Pid, task: &TaskState, plan: &MmPlan, extents: Vec<PageExtent>) -> Result<MmImage> {
+/// Whether two VMAs (of two plans) map the same thing the same way.
+pub fn same_vma(a_plan: &MmPlan, a: &Vma, b_plan: &MmPlan, b: &Vma) -> bool {
+    let backing = match (&a.kind, &b.kind) {
+        (VmaKind::File { file: x, offset: ox }, VmaKind::File { file: y, offset: oy }) => {
+            let (fx, fy) = (&a_plan.files[*x as usize], &b_plan.files[*y as usize]);
+            ox == oy && fx.path == fy.path && fx.dev == fy.dev && fx.ino == fy.ino
+        }
+        (x, y) => x == y,
+    };
+    backing
+        && a.start == b.start
+        && a.end == b.end
+        && a.prot == b.prot
+        && a.shared == b.shared
+        && a.flags == b.flags
+        && a.anon_name == b.anon_name
+}
+
+pub fn image(
+    pid: Pid,
+    task: &TaskState,
+    plan: &MmPlan,
+    extents: Vec<PageExtent>,
+    parent_pages: Vec<rckpt_images::mm::PageRange>,
+) -> Result<MmImage> {
     let s = &task.stat;
     let fields = MmFields {
         start_code: s.startcode,
@@ -245,5 +269,6 @@ pub fn image(pid: Pid, task: &TaskState, plan: &MmPlan, extents: Vec<PageExtent>
         vdso: plan.vdso.clone(),
         pages_file: rckpt_images::pages::file_name(pid.as_raw()),
         extents,
+        parent_pages,
     })
 }

@@ -194,6 +194,17 @@ fn save(frozen: &mut freeze::Frozen, writer: &mut write::ImageWriter, deferred: 
     }
     fault::point("dump.collect")?;
 
+    // Pages each child still shares with its parent: saved once, in the parent.
+    let live: Vec<&freeze::FrozenTask> = tasks.iter().filter(|t| !t.is_zombie()).collect();
+    let mut shared: Vec<Vec<rckpt_images::mm::PageRange>> = Vec::new();
+    for t in &live {
+        let parent = t.ppid.and_then(|pp| live.iter().position(|p| p.pid == pp));
+        shared.push(match parent {
+            Some(pi) => pages::shared_with_parent(t.threads[0], &plans[shared.len()], live[pi].threads[0], &plans[pi])?,
+            None => Vec::new(),
+        });
+    }
+
     let mut pages_bytes = 0;
     for (i, t) in tasks.iter().filter(|t| !t.is_zombie()).enumerate() {
         let state = &mut states[i];
@@ -213,7 +224,7 @@ fn save(frozen: &mut freeze::Frozen, writer: &mut write::ImageWriter, deferred: 
             }
             let name = rckpt_images::pages::file_name(t.pid.as_raw());
             let mut file = writer.create_file(&name, rckpt_images::Kind::Pages)?;
-            let extents = pages::dump(&mut inf, t.pid, plan, &mut file)?;
+            let extents = pages::dump(&mut inf, t.pid, plan, &shared[i], &mut file)?;
             fault::point("dump.pages")?;
             for s in inf.cure()? {
                 deferred.push((daemon, s));
@@ -222,7 +233,7 @@ fn save(frozen: &mut freeze::Frozen, writer: &mut write::ImageWriter, deferred: 
             Ok(extents)
         })();
         frozen.tracees.insert(daemon.as_raw(), tracee);
-        let image = mm::image(t.pid, state, plan, r?)?;
+        let image = mm::image(t.pid, state, plan, r?, std::mem::take(&mut shared[i]))?;
         pages_bytes += image.pages_len();
         writer.write_image(&rckpt_images::mm::file_name(t.pid.as_raw()), &image)?;
         writer.write_image(&rckpt_images::core::file_name(t.pid.as_raw()), &core::image(state))?;

@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 
 use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice};
-use rckpt_images::mm::{PAGE_SIZE, PageExtent};
+use rckpt_images::mm::{PAGE_SIZE, PageExtent, PageRange};
 use rckpt_images::pages;
 
 use super::mm::MmPlan;
@@ -28,7 +28,9 @@ fn io(op: &'static str) -> impl FnOnce(std::io::Error) -> DumpError {
 }
 
 /// Runs of saved pages, in address order, each inside one VMA.
-pub fn scan(pid: crate::sys::Pid, plan: &MmPlan) -> Result<Vec<(u64, u64, bool)>> {
+/// Runs of saved pages, in address order, each inside one VMA, less the
+/// `skip` ranges (sorted; pages shared with the parent).
+pub fn scan(pid: crate::sys::Pid, plan: &MmPlan, skip: &[PageRange]) -> Result<Vec<(u64, u64, bool)>> {
     let pm = Pagemap::open(pid)?;
     let mut out = Vec::new();
     let mut regions = Vec::new();
@@ -38,7 +40,75 @@ pub fn scan(pid: crate::sys::Pid, plan: &MmPlan) -> Result<Vec<(u64, u64, bool)>
         }
         regions.clear();
         pm.scan(p.vma.start, p.vma.end, WANT, &mut regions)?;
-        out.extend(regions.iter().map(|r| (r.start, r.end, p.readable)));
+        for r in &regions {
+            subtract(r.start, r.end, skip, |s, e| out.push((s, e, p.readable)));
+        }
+    }
+    Ok(out)
+}
+
+/// Calls `f` with the pieces of [start, end) outside every range of `skip`.
+fn subtract(start: u64, end: u64, skip: &[PageRange], mut f: impl FnMut(u64, u64)) {
+    let mut at = start;
+    let first = skip.partition_point(|r| r.start + r.nr_pages * PAGE_SIZE <= start);
+    for r in &skip[first..] {
+        if r.start >= end {
+            break;
+        }
+        if r.start > at {
+            f(at, r.start);
+        }
+        at = at.max(r.start + r.nr_pages * PAGE_SIZE);
+    }
+    if at < end {
+        f(at, end);
+    }
+}
+
+/// The pages of a child that are still the very page its parent has at the same
+/// address (copy-on-write after fork, written by neither), in VMAs the two map
+/// alike. They are not saved for the child: restore has the child inherit them
+/// from its restored parent, so a forked tree comes back at its real footprint.
+/// Needs page frame numbers in /proc/PID/pagemap (CAP_SYS_ADMIN); without them
+/// nothing is shared and every page is saved.
+pub fn shared_with_parent(
+    child: crate::sys::Pid,
+    cplan: &MmPlan,
+    parent: crate::sys::Pid,
+    pplan: &MmPlan,
+) -> Result<Vec<PageRange>> {
+    const PRESENT: u64 = 1 << 63;
+    const PFN: u64 = (1 << 55) - 1;
+    let (cpm, ppm) = (Pagemap::open(child)?, Pagemap::open(parent)?);
+    let mut out: Vec<PageRange> = Vec::new();
+    let mut regions = Vec::new();
+    for c in &cplan.vmas {
+        if !c.vma.kind.has_pages(c.vma.shared)
+            || !pplan.vmas.iter().any(|p| super::mm::same_vma(cplan, &c.vma, pplan, &p.vma))
+        {
+            continue;
+        }
+        regions.clear();
+        cpm.scan(c.vma.start, c.vma.end, WANT, &mut regions)?;
+        // Ranges never cross a VMA boundary (restore keeps them VMA by VMA).
+        let first = out.len();
+        for r in &regions {
+            let n = ((r.end - r.start) / PAGE_SIZE) as usize;
+            let (ce, pe) = (cpm.entries(r.start, n)?, ppm.entries(r.start, n)?);
+            for i in 0..n {
+                let same =
+                    ce[i] & PRESENT != 0 && pe[i] & PRESENT != 0 && ce[i] & PFN != 0 && ce[i] & PFN == pe[i] & PFN;
+                if !same {
+                    continue;
+                }
+                let addr = r.start + i as u64 * PAGE_SIZE;
+                let in_vma = out.len() > first;
+                match out.last_mut() {
+                    Some(l) if in_vma && l.start + l.nr_pages * PAGE_SIZE == addr => l.nr_pages += 1,
+                    _ => out.push(PageRange { start: addr, nr_pages: 1 }),
+                }
+            }
+        }
     }
     Ok(out)
 }
@@ -77,10 +147,16 @@ fn splice_out(p: &Pipe, file: &File, mut off: i64, mut len: u64) -> Result<()> {
 /// Writes the pages file and returns its extents.
 /// Writes the pages file of process `owner` (the parasite runs in one of its
 /// threads, whose leader may have exited).
-pub fn dump(inf: &mut Infected<'_>, owner: crate::sys::Pid, plan: &MmPlan, file: &mut File) -> Result<Vec<PageExtent>> {
+pub fn dump(
+    inf: &mut Infected<'_>,
+    owner: crate::sys::Pid,
+    plan: &MmPlan,
+    skip: &[PageRange],
+    file: &mut File,
+) -> Result<Vec<PageExtent>> {
     let pid = inf.pid();
     file.write_all_at(&pages::header(owner.as_raw()), 0).map_err(io("write pages header"))?;
-    let runs = scan(pid, plan)?;
+    let runs = scan(pid, plan, skip)?;
     let mut extents: Vec<PageExtent> = Vec::with_capacity(runs.len());
     let mut off = pages::HEADER_LEN;
     for &(s, e, _) in &runs {

@@ -123,7 +123,16 @@ pub struct BlobVma {
     pub name: u64,
     /// Whether page extents land in this VMA (it is mapped writable until filled).
     pub has_pages: u32,
-    pub _pad: u32,
+    /// Kept as inherited from the parent (which maps it alike, with pages the task
+    /// still shares), not mapped afresh.
+    pub inherit: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct BlobRange {
+    pub start: u64,
+    pub len: u64,
 }
 
 #[repr(C)]
@@ -281,12 +290,12 @@ pub struct RestoreArgs {
     pub leader_exited: u32,
     pub rckpt_pid: i32,
     pub pid: i32,
-    /// The whole blob area (blob, stack, args, control): kept while everything
-    /// else of rckpt's address space is unmapped.
-    pub keep_start: u64,
-    pub keep_end: u64,
-    /// Upper end of the user address space to unmap up to.
-    pub task_size: u64,
+    /// What to unmap first: everything but the blob area and inherited VMAs.
+    pub nr_unmap: u64,
+    pub unmap: u64,
+    /// Pages of inherited VMAs the task did not have: MADV_DONTNEED.
+    pub nr_discard: u64,
+    pub discard: u64,
 
     /// 1: setsid() (the task led its session); 2: setpgid(0, pgid); 0: keep the
     /// inherited ones.

@@ -56,9 +56,57 @@ pub fn blob_vmas(mm: &MmImage, mapped: &[i32]) -> Vec<(BlobVma, Option<String>)>
             pgoff,
             name: 0,
             has_pages: has_pages as u32,
-            _pad: 0,
+            inherit: inherited(mm, v) as u32,
         };
         out.push((bv, v.anon_name.clone()));
+    }
+    out
+}
+
+/// A VMA the task keeps from its parent: it holds pages still shared with it
+/// (validation made sure the parent maps it alike).
+pub fn inherited(mm: &MmImage, v: &rckpt_images::mm::Vma) -> bool {
+    mm.parent_pages.iter().any(|r| v.start <= r.start && r.start < v.end)
+}
+
+/// What to unmap before mapping the saved VMAs: everything in the user address
+/// space but the trampoline's area and the inherited VMAs.
+pub fn unmap_ranges(mm: &MmImage, area: (u64, u64)) -> Vec<BlobRange> {
+    let mut keep: Vec<(u64, u64)> = vec![area];
+    keep.extend(mm.vmas.iter().filter(|v| inherited(mm, v)).map(|v| (v.start, v.end)));
+    keep.sort_unstable();
+    let mut out = Vec::new();
+    let mut at = 0u64;
+    for (s, e) in keep {
+        if s > at {
+            out.push(BlobRange { start: at, len: s - at });
+        }
+        at = at.max(e);
+    }
+    if at < TASK_SIZE {
+        out.push(BlobRange { start: at, len: TASK_SIZE - at });
+    }
+    out
+}
+
+/// In inherited VMAs, the pages the task had neither saved nor shared: they
+/// must read as zero (or as the file) again.
+pub fn discard_ranges(mm: &MmImage) -> Vec<BlobRange> {
+    let mut have: Vec<(u64, u64)> = mm.extents.iter().map(|e| (e.start, e.end())).collect();
+    have.extend(mm.parent_pages.iter().map(|r| (r.start, r.start + r.nr_pages * PAGE_SIZE)));
+    have.sort_unstable();
+    let mut out = Vec::new();
+    for v in mm.vmas.iter().filter(|v| inherited(mm, v)) {
+        let mut at = v.start;
+        for &(s, e) in have.iter().filter(|(s, e)| *e > v.start && *s < v.end) {
+            if s > at {
+                out.push(BlobRange { start: at, len: s - at });
+            }
+            at = at.max(e);
+        }
+        if at < v.end {
+            out.push(BlobRange { start: at, len: v.end - at });
+        }
     }
     out
 }

@@ -122,6 +122,15 @@ fn frame_fits(mm: &MmImage, lo: u64, hi: u64) -> bool {
     })
 }
 
+fn same_exe(set: &ImageSet, parent: Option<i32>, pid: i32) -> bool {
+    let Some(pp) = parent else { return false };
+    let (a, b) = (&set.mms[&pid], &set.mms[&pp]);
+    match (a.exe.map(|i| &a.files[i as usize]), b.exe.map(|i| &b.files[i as usize])) {
+        (Some(x), Some(y)) => x.path == y.path && x.dev == y.dev && x.ino == y.ino,
+        _ => false,
+    }
+}
+
 /// Upper bound of the argument area for the whole tree.
 fn estimate_args(set: &ImageSet, fds: &FdSetup) -> u64 {
     let mut n = fds.keep.len() * 8 + 4096;
@@ -137,6 +146,7 @@ fn estimate_args(set: &ImageSet, fds: &FdSetup) -> u64 {
         n += mm.vmas.len() * std::mem::size_of::<BlobVma>();
         n += mm.vmas.iter().filter_map(|v| v.anon_name.as_ref()).map(|n| n.len() + 16).sum::<usize>();
         n += mm.extents.len() * std::mem::size_of::<BlobExtent>();
+        n += (2 * mm.vmas.len() + mm.extents.len() + mm.parent_pages.len() + 4) * std::mem::size_of::<BlobRange>();
         n += mm.auxv.len() * 8;
         n += core.shared_pending.len() * std::mem::size_of::<BlobSiginfo>();
         n += core.posix_timers.len() * std::mem::size_of::<BlobTimer>();
@@ -242,6 +252,10 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
             let vmas_addr = a.slice(&bvmas)?;
             let exts = mm::extents(mm);
             let ext_addr = a.slice(&exts)?;
+            let unmap = mm::unmap_ranges(mm, (base, base + total));
+            let unmap_addr = a.slice(&unmap)?;
+            let discard = mm::discard_ranges(mm);
+            let discard_addr = a.slice(&discard)?;
             let auxv_addr = a.slice(&mm.auxv)?;
             let shared: Vec<BlobSiginfo> = core.shared_pending.iter().map(|s| siginfo(true, s)).collect();
             let shared_addr = a.slice(&shared)?;
@@ -409,9 +423,10 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
                 leader_exited: leader_exited as u32,
                 rckpt_pid: std::process::id() as i32,
                 pid,
-                keep_start: base,
-                keep_end: base + total,
-                task_size: mm::TASK_SIZE,
+                nr_unmap: unmap.len() as u64,
+                unmap: unmap_addr,
+                nr_discard: discard.len() as u64,
+                discard: discard_addr,
                 session,
                 pgid: t.pgid,
                 close_inherited: (!is_root) as u32,
@@ -422,7 +437,9 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
                 nr_install: tf.install.len() as u64,
                 install: install_addr,
                 pages_keep: tf.pages,
-                exe_keep: tf.exe,
+                // A child running its parent's executable inherits the exe link;
+                // setting it again would fail while inherited VMAs map the file.
+                exe_keep: if same_exe(set, parent.map(|p| p.pid), pid) { -1 } else { tf.exe },
                 cwd_keep: tf.cwd,
                 _pad0: 0,
                 nr_vmas: bvmas.len() as u64,

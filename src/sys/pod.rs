@@ -76,6 +76,7 @@ mod impls {
         r::BlobSiginfo,
         r::BlobThread,
         r::BlobChild,
+        r::BlobRange,
         r::RestoreArgs,
     );
 }

@@ -372,3 +372,14 @@ pub fn trigger_tree(root: i32) {
         signal(p, libc::SIGUSR2);
     }
 }
+
+/// Sum of the proportional set sizes of the tree's processes, in bytes: shared
+/// pages count once in total.
+pub fn tree_pss(root: i32) -> u64 {
+    tree_pids(root)
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")).ok())
+        .filter_map(|s| s.lines().find(|l| l.starts_with("Pss:"))?.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum::<u64>()
+        * 1024
+}

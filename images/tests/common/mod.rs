@@ -265,6 +265,7 @@ pub fn mm_image(pid: i32) -> MmImage {
         }),
         pages_file: pages::file_name(pid),
         extents: Vec::new(),
+        parent_pages: Vec::new(),
     };
     let mut offset = pages::HEADER_LEN;
     for (start, nr_pages) in runs {

@@ -243,8 +243,10 @@ unsafe extern "C" fn task_main(a: *const RestoreArgs) -> ! {
 
         // 3. Memory: nothing but this area, then every saved VMA.
         rep.step(STEP_UNMAP, 0);
-        rep.ck(sc(SYS_MUNMAP, &[0, a.keep_start]));
-        rep.ck(sc(SYS_MUNMAP, &[a.keep_end, a.task_size - a.keep_end]));
+        for r in slice::<BlobRange>(a.unmap, a.nr_unmap) {
+            rep.step(STEP_UNMAP, r.start);
+            rep.ck(sc(SYS_MUNMAP, &[r.start, r.len]));
+        }
 
         // 4. exe_fd and the mm fields, now that the old exe mapping is gone and
         // before the saved VMAs are mapped: the kernel refuses to change the exe
@@ -260,11 +262,22 @@ unsafe extern "C" fn task_main(a: *const RestoreArgs) -> ! {
         for v in vmas {
             rep.step(STEP_MAP_VMA, v.start);
             let prot = if v.has_pages != 0 { v.prot | PROT_READ | PROT_WRITE } else { v.prot };
+            if v.inherit != 0 {
+                // The parent's mapping, inherited copy-on-write: keep it.
+                rep.ck(sc(SYS_MPROTECT, &[v.start, v.end - v.start, prot as u64]));
+                continue;
+            }
             let fd = if v.keep >= 0 { kept(v.keep) } else { u64::MAX };
             let r = rep.ck(sc(SYS_MMAP, &[v.start, v.end - v.start, prot as u64, (v.flags | MAP_FIXED) as u64, fd, v.pgoff]));
             if r as u64 != v.start {
                 rep.fail(-17);
             }
+        }
+        // In inherited VMAs, what the task did not have goes: back to zeroes (or to
+        // the file, for a private file mapping).
+        for r in slice::<BlobRange>(a.discard, a.nr_discard) {
+            rep.step(STEP_MAP_VMA, r.start);
+            rep.ck(sc(SYS_MADVISE, &[r.start, r.len, 4 /* MADV_DONTNEED */]));
         }
         let pages = kept(a.pages_keep);
         for e in slice::<BlobExtent>(a.extents, a.nr_extents) {
