@@ -97,3 +97,97 @@ fn a_forked_tree_comes_back_at_its_real_footprint() {
     let (st, lines) = r.finish();
     assert_passed(st, &lines);
 }
+
+fn states(root: i32) -> Vec<char> {
+    tree_pids(root)
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+        .filter_map(|s| s.rsplit(')').next()?.split_whitespace().next()?.chars().next())
+        .collect()
+}
+
+#[test]
+fn a_tree_forking_while_dumped_is_dumped_consistently_or_refused_never_left_stopped() {
+    let mut w = Workload::spawn("forkstorm", &[]);
+    for i in 0..5 {
+        let img = TempDir::new("storm");
+        let (st, err) = dump(w.pid, img.path(), &["--leave-running"]);
+        assert!(st.success() || st.code() == Some(69), "dump {i}: {st:?} {err}");
+        std::thread::sleep(Duration::from_millis(30));
+        let s = states(w.pid);
+        assert!(!s.iter().any(|c| *c == 't' || *c == 'T'), "dump {i} left the tree stopped: {s:?}");
+    }
+    // And through a restore.
+    let mut r = dump_and_restore(&mut w, "storm-kill");
+    trigger_tree(r.pid);
+    let (st, lines) = r.finish();
+    assert_passed(st, &lines);
+}
+
+#[test]
+fn a_64_process_tree_restores() {
+    let mut w = Workload::spawn("fanout", &["7", "8"]);
+    assert_eq!(tree_pids(w.pid).len(), 64);
+    let mut r = dump_and_restore(&mut w, "fanout");
+    assert_eq!(tree_pids(r.pid).len(), 64);
+    trigger_tree(r.pid);
+    let (st, lines) = r.finish();
+    assert_passed(st, &lines);
+}
+
+#[test]
+fn a_200_thread_process_restores() {
+    let mut w = Workload::spawn("threads", &["200"]);
+    let mut r = dump_and_restore(&mut w, "threads200");
+    assert_eq!(std::fs::read_dir(format!("/proc/{}/task", r.pid)).unwrap().count(), 201);
+    let (st, lines) = r.trigger_and_finish();
+    assert_passed(st, &lines);
+}
+
+#[test]
+fn a_pid_in_use_fails_the_restore_naming_it_and_leaves_nothing() {
+    let mut w = Workload::spawn("tree", &[]);
+    let pids = tree_pids(w.pid);
+    let img = TempDir::new("pidtaken");
+    dump_ok(w.pid, img.path(), &[]);
+    w.wait_gone();
+    // Hold the last child's pid once init has reaped it.
+    let victim = *pids.last().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{victim}")).exists() {
+        assert!(std::time::Instant::now() < deadline, "pid {victim} never freed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let holder = std::process::Command::new(workload_bin("hold_pid"))
+        .arg(victim.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut holder = scopeguard(holder);
+    let mut out = Lines::new(holder.0.stdout.take().unwrap());
+    let l = out.wait_for("", Duration::from_secs(5));
+    assert!(l.starts_with("HELD"), "{l}");
+    let (st, _, err) =
+        rckpt(&["restore", "-D", img.path().to_str().unwrap(), "--inherit-fd", &w.inherit_stdout()], &[]);
+    assert!(!st.success());
+    assert!(err.contains(&format!("pid {victim}")), "{err}");
+    for p in &pids {
+        if *p != victim {
+            assert!(!alive(*p), "process {p} of the image is left: {err}");
+        }
+    }
+    drop(out);
+    holder.0.kill().ok();
+    holder.0.wait().ok();
+}
+
+struct Guard(std::process::Child);
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+fn scopeguard(c: std::process::Child) -> Guard {
+    Guard(c)
+}

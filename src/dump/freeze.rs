@@ -209,6 +209,23 @@ pub fn freeze(root: Pid) -> Result<Frozen> {
         }
     }
 
+    // A process that ended while the tree was being frozen is a zombie of its
+    // (frozen) parent now, and saved as one: its parent has yet to reap it.
+    procs.retain(|&(pid, parent)| {
+        let Some(pp) = parent else { return true };
+        let has_live =
+            proc::threads(pid).map(|ts| ts.iter().any(|t| tracees.contains_key(&t.as_raw()))).unwrap_or(false);
+        if has_live {
+            return true;
+        }
+        if let Ok(s) = proc::stat(pid)
+            && is_zombie_state(s.state)
+        {
+            zombies.insert(pid.as_raw(), (pp, s.exit_code.unwrap_or(0)));
+        }
+        false
+    });
+
     // Depth-first from the root, children by pid: each task after its parent.
     let mut order = Vec::new();
     let mut stack = vec![root];
