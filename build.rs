@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn build_blob(name: &str, src: &str, out_dir: &Path) {
+/// `entries` are entry points only rckpt refers to: they must survive
+/// --gc-sections.
+fn build_blob(name: &str, src: &str, entries: &[&str], out_dir: &Path) {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let out = out_dir.join(format!("{name}.elf"));
     let status = Command::new(&rustc)
@@ -26,8 +28,7 @@ fn build_blob(name: &str, src: &str, out_dir: &Path) {
             "strip=debuginfo",
         ])
         .args(["-C", "link-arg=-nostartfiles", "-C", "link-arg=-nostdlib", "-C", "link-arg=-static-pie"])
-        // Entry points only rckpt refers to must survive --gc-sections.
-        .args(["-C", "link-arg=-Wl,--undefined=thread_start"])
+        .args(entries.iter().flat_map(|e| ["-C".to_string(), format!("link-arg=-Wl,--undefined={e}")]))
         .args(["-C", "link-arg=-Wl,--build-id=none", "-C", "link-arg=-Wl,-z,norelro"])
         .args(["--cfg", "blob"])
         .arg("-o")
@@ -46,6 +47,6 @@ fn main() {
     println!("cargo:rerun-if-changed=src/restore/blob");
     println!("cargo:rerun-if-changed=src/restore/abi.rs");
     println!("cargo::rustc-check-cfg=cfg(blob)");
-    build_blob("parasite", "src/parasite/blob/main.rs", &out_dir);
-    build_blob("restorer", "src/restore/blob/main.rs", &out_dir);
+    build_blob("parasite", "src/parasite/blob/main.rs", &["thread_start"], &out_dir);
+    build_blob("restorer", "src/restore/blob/main.rs", &["helper_start"], &out_dir);
 }

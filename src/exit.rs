@@ -69,7 +69,7 @@ impl Exit {
         match e {
             E::Image { .. } | E::Invalid(_) | E::PagesCorrupt { .. } => Exit::BadImage,
             E::NoImage { .. } | E::Incomplete { .. } => Exit::NoImage,
-            E::Unbound { .. } => Exit::Unsupported,
+            E::Unbound { .. } | E::PidTaken { .. } => Exit::Unsupported,
             E::Mismatch(_) => Exit::Mismatch,
             E::Privilege(_) => Exit::Permission,
             E::Sys(SysError::Timeout { .. }) => Exit::Timeout,

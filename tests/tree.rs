@@ -191,3 +191,18 @@ impl Drop for Guard {
 fn scopeguard(c: std::process::Child) -> Guard {
     Guard(c)
 }
+
+#[test]
+fn a_daemon_whose_session_leader_is_gone_comes_back_in_that_session() {
+    let mut w = Workload::spawn("daemon", &[]);
+    let launcher = w.line_value("LAUNCHER").unwrap() as i32;
+    assert_ne!(launcher, w.pid);
+    let img = TempDir::new("daemon");
+    dump_ok(w.pid, img.path(), &[]);
+    // The launcher was the test's child; the daemon, init's.
+    w.wait_gone();
+    let mut r = Restore::spawn(img.path(), &["--inherit-fd", &w.inherit_stdout()]);
+    assert_eq!(r.pid, w.pid);
+    let (st, lines) = r.trigger_and_finish();
+    assert_passed(st, &lines);
+}

@@ -167,18 +167,26 @@ fn classify(
     }))
 }
 
+/// Whether the task `id` exists and has not exited (a zombie leader is gone).
+pub fn leader_alive(id: i32) -> bool {
+    proc::stat(Pid::from_raw(id)).is_ok_and(|s| s.state != 'Z' && s.state != 'X')
+}
+
 /// Everything outside the tree that the tree uses: its pipes and terminals, and
 /// sessions and process groups whose leaders are outside.
 pub fn externals(files: &FileTable, tasks: &[TaskState], all_pids: &[i32]) -> Vec<External> {
     let mut v = files.externals.clone();
+    // Only ids whose leader lives outside the tree: a gone leader is rebuilt at
+    // restore by a helper task instead.
+    let outside = |id: i32| !all_pids.contains(&id) && leader_alive(id);
     for t in tasks {
-        if !all_pids.contains(&t.sid) {
+        if outside(t.sid) {
             let key = format!("session:[{}]", t.sid);
             if !v.iter().any(|e| e.key == key) {
                 v.push(External { key, kind: ExternalKind::Session });
             }
         }
-        if !all_pids.contains(&t.pgid) {
+        if outside(t.pgid) {
             let key = format!("pgrp:[{}]", t.pgid);
             if !v.iter().any(|e| e.key == key) {
                 v.push(External { key, kind: ExternalKind::ProcessGroup });

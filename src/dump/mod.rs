@@ -180,14 +180,23 @@ fn save(frozen: &mut freeze::Frozen, writer: &mut write::ImageWriter, deferred: 
         fdtables.push(table);
         states.push(state);
     }
-    for st in &states {
-        for (what, id) in [("session", st.sid), ("process group", st.pgid)] {
-            if !all_pids.contains(&id) && !std::path::Path::new(&format!("/proc/{id}")).exists() {
+    // A session or group whose leader is gone is rebuilt at restore by a helper
+    // task with the leader's pid, which creates the root inside it. Below the
+    // root, tasks must be in their parent's session (or lead their own).
+    let gone = |id: i32| !all_pids.contains(&id) && !files::leader_alive(id);
+    let root = &states[0];
+    if gone(root.sid) && gone(root.pgid) && root.sid != root.pgid {
+        return Err(DumpError::Unsupported {
+            pid: root.pid,
+            what: format!("both its session {} and its process group {} lost their leaders", root.sid, root.pgid),
+        });
+    }
+    for st in &states[1..] {
+        for (what, id, roots) in [("session", st.sid, root.sid), ("process group", st.pgid, root.pgid)] {
+            if gone(id) && id != roots {
                 return Err(DumpError::Unsupported {
                     pid: st.pid,
-                    what: format!(
-                        "its {what} {id} lost its leader (rebuilding it with a helper task is not supported yet)"
-                    ),
+                    what: format!("its {what} {id} lost its leader, and it is not the root's"),
                 });
             }
         }

@@ -260,6 +260,22 @@ pub struct BlobThread {
     pub creds: BlobCreds,
 }
 
+/// A helper task with the pid of a session or group leader that is gone: it
+/// takes the session (setsid) or the group (setpgid), creates the root inside
+/// it and exits, as the leader once did.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct HelperArgs {
+    pub magic: u64,
+    /// 1: setsid(); 2: setpgid(0, 0).
+    pub session: u32,
+    pub root_pid: i32,
+    pub root_args: u64,
+    pub stack_top: u64,
+    /// Its Control (for failures).
+    pub ctl: u64,
+}
+
 pub const CHILD_PROCESS: u32 = 1;
 pub const CHILD_ZOMBIE: u32 = 2;
 
@@ -288,7 +304,9 @@ pub struct RestoreArgs {
     /// Whether this task waits for rckpt's go (the root only).
     pub wait_go: u32,
     pub leader_exited: u32,
-    pub rckpt_pid: i32,
+    /// The parent the root checks for while it waits for rckpt's go (rckpt, or
+    /// the helper that created it).
+    pub parent_pid: i32,
     pub pid: i32,
     /// What to unmap first: everything but the blob area and inherited VMAs.
     pub nr_unmap: u64,

@@ -108,6 +108,9 @@ pub fn restore(opts: &RestoreOptions) -> Result<Pid> {
     let set = read::read(&opts.dir)?;
     validate::check_host(&set, opts)?;
     fault::point("restore.validated")?;
+    if let Some(h) = task::helper_pid(&set) {
+        validate::wait_pid_free(h)?;
+    }
     for t in &set.pstree.tasks {
         validate::wait_pid_free(t.pid)?;
         for &tid in &t.threads {

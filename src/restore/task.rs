@@ -97,6 +97,9 @@ struct TaskPlan<'s> {
 
 pub struct Prepared<'s> {
     root: Pid,
+    /// The helper rckpt creates first, and its Control, when the root's session
+    /// or group leader is gone.
+    helper: Option<(Pid, usize)>,
     ctl: LocalMapping,
     // Held until the root exists: mapped in rckpt's own address space.
     _body: LocalMapping,
@@ -120,6 +123,27 @@ fn frame_fits(mm: &MmImage, lo: u64, hi: u64) -> bool {
         let start = if v.flags & vmflags::GROWSDOWN != 0 { v.start.saturating_sub(1 << 20) } else { v.start };
         v.prot & rckpt_images::mm::PROT_WRITE != 0 && start <= lo && hi <= v.end
     })
+}
+
+/// The helper the root needs, if its session or group leader is gone (not in
+/// the tree, not an external the dump named): (its pid, 1 for a session or 2 for
+/// a group). The dump refused the cases one helper cannot rebuild.
+fn root_helper(set: &ImageSet) -> Option<(i32, u32)> {
+    let root = set.pstree.root();
+    let inside = |id: i32| set.pstree.tasks.iter().any(|t| t.pid == id);
+    let named = |key: String| set.inventory.externals.iter().any(|e| e.key == key);
+    if root.sid != root.pid && !inside(root.sid) && !named(format!("session:[{}]", root.sid)) {
+        return Some((root.sid, 1));
+    }
+    if root.pgid != root.pid && !inside(root.pgid) && !named(format!("pgrp:[{}]", root.pgid)) {
+        return Some((root.pgid, 2));
+    }
+    None
+}
+
+/// The pid of the helper a restore of `set` needs, if any (it must be free).
+pub fn helper_pid(set: &ImageSet) -> Option<i32> {
+    root_helper(set).map(|(p, _)| p)
 }
 
 fn same_exe(set: &ImageSet, parent: Option<i32>, pid: i32) -> bool {
@@ -201,8 +225,10 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
     let live: Vec<&rckpt_images::pstree::TaskEntry> =
         set.pstree.tasks.iter().filter(|t| !t.state.is_zombie()).collect();
 
-    // One Control per thread, plus one for each exited leader.
-    let nr_ctl: usize = live.iter().map(|t| t.threads.len() + (t.state == Saved::LeaderExited) as usize).sum();
+    let helper = root_helper(set);
+    // One Control per thread, plus one for each exited leader and the helper.
+    let nr_ctl: usize =
+        live.iter().map(|t| t.threads.len() + (t.state == Saved::LeaderExited) as usize).sum::<usize>() + 1;
     let ctl_len = page_align_up((nr_ctl as u64) * CONTROL_SIZE);
     let max_threads = live.iter().map(|t| t.threads.len()).max().unwrap_or(1) as u64;
     let stacks_len = STACK_LEN + max_threads * THREAD_STACK_LEN;
@@ -220,6 +246,8 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
 
     let mut plans = Vec::new();
     let root_args;
+    let helper_args;
+    let helper_ctl = nr_ctl - 1;
     {
         let bytes = body.bytes_mut();
         blob.relocate_into(blob_base, &mut bytes[..blob.size() as usize]);
@@ -395,7 +423,14 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
                 });
             }
             let children_addr = a.slice(&children)?;
-            let (session, _) = session_mode(t, parent.map(|p| (p.sid, p.pgid)));
+            // The root's parent is rckpt, or a helper leading its session or group.
+            let inherited_ids = match (parent, helper) {
+                (Some(p), _) => Some((p.sid, p.pgid)),
+                (None, Some((h, 1))) => Some((h, h)),
+                (None, Some((h, _))) => Some((t.sid, h)),
+                (None, None) => None,
+            };
+            let (session, _) = session_mode(t, inherited_ids);
             let mut mm_map = mm::mm_map(mm);
             mm_map.auxv = auxv_addr;
             mm_map.auxv_size = (mm.auxv.len() * 8) as u32;
@@ -421,7 +456,10 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
                 magic: RESTORE_MAGIC,
                 wait_go: is_root as u32,
                 leader_exited: leader_exited as u32,
-                rckpt_pid: std::process::id() as i32,
+                parent_pid: match helper {
+                    Some((h, _)) if pid == root => h,
+                    _ => std::process::id() as i32,
+                },
                 pid,
                 nr_unmap: unmap.len() as u64,
                 unmap: unmap_addr,
@@ -486,16 +524,39 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
             });
         }
         root_args = args_at[&root];
+        helper_args = match helper {
+            Some((_, mode)) => {
+                let h = HelperArgs {
+                    magic: RESTORE_MAGIC,
+                    session: mode,
+                    root_pid: root,
+                    root_args,
+                    stack_top: proc_stack_top,
+                    ctl: base + helper_ctl as u64 * CONTROL_SIZE,
+                };
+                a.bytes(pod::bytes_of(&h), 16)?
+            }
+            None => 0,
+        };
     }
     body.protect(0, blob.exec_end(), libc::PROT_READ | libc::PROT_EXEC)?;
     let pages: u64 = mms.iter().map(|m| m.pages_len()).sum();
     let park_timeout = PARK_TIMEOUT_BASE + Duration::from_secs(pages / (100 << 20) + live.len() as u64 / 10);
+    let entry = match helper {
+        Some(_) => BlobEntry {
+            entry: blob_base + blob.symbol("helper_start").expect("the restorer has a helper entry"),
+            stack_top: proc_stack_top,
+            arg: helper_args,
+        },
+        None => BlobEntry { entry: blob_base + blob.entry(), stack_top: proc_stack_top, arg: root_args },
+    };
     Ok(Prepared {
         root: Pid::from_raw(root),
+        helper: helper.map(|(h, _)| (Pid::from_raw(h), helper_ctl)),
         ctl,
         _body: body,
         area: (base, total),
-        entry: BlobEntry { entry: blob_base + blob.entry(), stack_top: proc_stack_top, arg: root_args },
+        entry,
         fds: Some(fds),
         tasks: plans,
         park_timeout,
@@ -555,17 +616,24 @@ fn step_error(pid: i32, st: &Control) -> RestoreError {
 
 pub fn create_and_release(mut p: Prepared<'_>) -> Result<Pid> {
     let root = p.root;
+    // rckpt creates the root, or the helper that creates the root inside the
+    // session or group it leads. The root is rckpt's child again once the helper
+    // has exited, as rckpt is a subreaper then.
+    let first = p.helper.map(|(h, _)| h).unwrap_or(root);
+    if p.helper.is_some() {
+        crate::sys::task::set_child_subreaper()?;
+    }
     let child = {
         // The child inherits this mask: nothing may run in it before rt_sigreturn.
         let _blocked = BlockAll::new()?;
-        clone3_into_blob(root, p.entry).map_err(|e| match e {
-            SysError::Task { errno: nix::errno::Errno::EEXIST, .. } => RestoreError::PidTaken { pid: root.as_raw() },
+        clone3_into_blob(first, p.entry).map_err(|e| match e {
+            SysError::Task { errno: nix::errno::Errno::EEXIST, .. } => RestoreError::PidTaken { pid: first.as_raw() },
             e => e.into(),
         })?
     };
     let mut created = Created { root: child, pids: p.tasks.iter().map(|t| t.pid).collect(), tracees: BTreeMap::new() };
-    if child != root {
-        return Err(RestoreError::Invalid(format!("clone3 gave pid {child} instead of {root}")));
+    if child != first {
+        return Err(RestoreError::Invalid(format!("clone3 gave pid {child} instead of {first}")));
     }
     let mut t = Tracee::seize(
         child,
@@ -663,6 +731,8 @@ fn park_all(p: &Prepared<'_>, created: &mut Created) -> Result<()> {
     // Exited leaders, which create their threads (their clone events need a
     // resume) and then exit, unreported while the threads live.
     let mut runners: BTreeMap<i32, (usize, usize)> = BTreeMap::new();
+    // The helper creates the root and exits (its exit is reported: reap it).
+    let mut helper = p.helper;
     for (i, task) in p.tasks.iter().enumerate() {
         for th in &task.threads {
             waiting.insert(th.tid, (i, th.ctl_off));
@@ -675,6 +745,30 @@ fn park_all(p: &Prepared<'_>, created: &mut Created) -> Result<()> {
     let mut idle = 0u32;
     while !waiting.is_empty() {
         let mut progressed = false;
+        if let Some((h, off)) = helper
+            && let Ok(Some(s)) = crate::sys::wait::try_wait_pid(h)
+        {
+            progressed = true;
+            let stop = Stop::from_status(s);
+            let t = created.tracees.entry(h.as_raw()).or_insert_with(|| Tracee::adopt(h));
+            t.note_stopped(stop);
+            match stop {
+                Stop::Exited(0) => {
+                    created.tracees.remove(&h.as_raw()).map(|t| t.forget());
+                    helper = None;
+                }
+                s if s.is_gone() => {
+                    created.tracees.remove(&h.as_raw()).map(|t| t.forget());
+                    let st = ctl_state(&p.ctl, off);
+                    return Err(if st.error != 0 {
+                        step_error(h.as_raw(), &st)
+                    } else {
+                        RestoreError::Crashed { pid: h.as_raw(), step: "helper", stop: s.to_string() }
+                    });
+                }
+                _ => t.resume(Resume::Cont, 0)?,
+            }
+        }
         for tid in runners.keys().copied().collect::<Vec<_>>() {
             let (_, off) = runners[&tid];
             if ctl_state(&p.ctl, off).step == STEP_LEADER_EXITS {

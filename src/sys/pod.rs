@@ -77,6 +77,7 @@ mod impls {
         r::BlobThread,
         r::BlobChild,
         r::BlobRange,
+        r::HelperArgs,
         r::RestoreArgs,
     );
 }

@@ -84,3 +84,12 @@ pub fn kcmp(a: Pid, b: Pid, kind: i32) -> Result<bool> {
         .map_err(task_err("compare tasks", a))?;
     Ok(r == 0)
 }
+
+/// Makes this process a child subreaper (Linux 3.4): orphans below it come
+/// back to it, not to init.
+pub fn set_child_subreaper() -> Result<()> {
+    // SAFETY: integers only.
+    check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } as libc::c_long)
+        .map_err(super::os_err("become a child subreaper"))?;
+    Ok(())
+}

@@ -125,8 +125,10 @@ impl Workload {
         let stdout_ino =
             std::fs::metadata(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&stdout))).unwrap().ino();
         let mut out = Lines::new(stdout);
-        let pid = child.id() as i32;
-        out.wait_for("READY", Duration::from_secs(30));
+        // The process that says READY (a daemon may have forked away from the
+        // one started here).
+        let ready = out.wait_for("READY", Duration::from_secs(30));
+        let pid = ready.trim_start_matches("READY ").trim().parse().unwrap_or(child.id() as i32);
         Workload { pid, child: Some(child), out, stdout_ino }
     }
 

@@ -191,7 +191,7 @@ unsafe extern "C" fn task_main(a: *const RestoreArgs) -> ! {
             while core::ptr::read_volatile(&raw const (*c).go) == 0 {
                 let ts = [1i64, 0];
                 sc(SYS_FUTEX, &[&raw const (*c).go as u64, FUTEX_WAIT, 0, ts.as_ptr() as u64]);
-                if sc(SYS_GETPPID, &[]) != a.rckpt_pid as i64 {
+                if sc(SYS_GETPPID, &[]) != a.parent_pid as i64 {
                     exit_group(124);
                 }
             }
@@ -460,6 +460,36 @@ unsafe fn protect(rep: &Report, v: &BlobVma) {
         if v.name != 0 {
             rep.ck(sc(SYS_PRCTL, &[PR_SET_VMA, PR_SET_VMA_ANON_NAME, v.start, len, v.name]));
         }
+    }
+}
+
+/// A helper for a session or group whose leader is gone.
+#[unsafe(no_mangle)]
+#[unsafe(naked)]
+pub extern "C" fn helper_start() -> ! {
+    core::arch::naked_asm!("and rsp, -16", "call {main}", "ud2", main = sym helper_main)
+}
+
+unsafe extern "C" fn helper_main(h: *const HelperArgs) -> ! {
+    // SAFETY: rckpt passes the HelperArgs it wrote into the area.
+    unsafe {
+        let h = &*h;
+        let rep = Report(h.ctl as *mut Control);
+        if h.magic != RESTORE_MAGIC {
+            rep.fail(-22);
+        }
+        rep.step(STEP_SESSION, h.session as u64);
+        if h.session == 1 {
+            rep.ck(sc(SYS_SETSID, &[]));
+        } else {
+            rep.ck(sc(SYS_SETPGID, &[0, 0]));
+        }
+        rep.step(STEP_CHILDREN, h.root_pid as u64);
+        rep.ck(clone_into(0, SIGCHLD, h.root_pid, h.stack_top, _start as *const () as u64, h.root_args));
+        // Gone again, as the leader was; the root is handed to rckpt, a
+        // subreaper, or to init.
+        rep.step(STEP_LEADER_EXITS, 0);
+        exit_group(0);
     }
 }
 
