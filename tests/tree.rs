@@ -206,3 +206,13 @@ fn a_daemon_whose_session_leader_is_gone_comes_back_in_that_session() {
     let (st, lines) = r.trigger_and_finish();
     assert_passed(st, &lines);
 }
+
+#[test]
+fn below_the_root_a_session_whose_leader_is_gone_is_rebuilt() {
+    let mut w = Workload::spawn("subreaper", &[]);
+    assert_eq!(tree_pids(w.pid).len(), 2);
+    let mut r = dump_and_restore(&mut w, "subreaper");
+    trigger_tree(r.pid);
+    let (st, lines) = r.finish();
+    assert_passed(st, &lines);
+}

@@ -12,7 +12,7 @@ use crate::arch;
 use crate::parasite::OrigState;
 use crate::proc::{self, timers::TimerInfo};
 use crate::sys::ptrace::Tracee;
-use crate::sys::{Pid, task};
+use crate::sys::{Pid, RemoteAddr, task};
 
 /// Everything collected about one process before the parasite runs.
 pub struct TaskState {
@@ -61,10 +61,18 @@ fn thread(pid: Pid, t: &Tracee) -> Result<(ThreadCore, OrigState)> {
         t.rseq_config()?.map(|c| Rseq { addr: c.rseq_abi_pointer, len: c.rseq_abi_size, signature: c.signature });
     let (head, len) = task::robust_list(tid)?;
     let comm = proc::read_string(proc::path(pid, &format!("task/{tid}/comm")))?.trim_end_matches('\n').to_string();
+    let mut regs = arch::from_user(&regs_raw);
+    if let Some(r) = rseq
+        && let Some(abort) = rseq_abort_ip(tid, r.addr, regs.rip)?
+    {
+        // Inside an rseq critical section: the kernel would abort it when the
+        // thread next runs, so the saved thread starts at the abort handler.
+        regs.rip = abort;
+    }
     let core = ThreadCore {
         tid: tid.as_raw(),
         comm,
-        regs: arch::from_user(&regs_raw),
+        regs,
         xstate: xstate.clone(),
         blocked,
         pending,
@@ -76,6 +84,24 @@ fn thread(pid: Pid, t: &Tracee) -> Result<(ThreadCore, OrigState)> {
         sched: Sched { nice: task::nice(tid)?, affinity: task::affinity(tid)?, timer_slack_ns: 0 },
     };
     Ok((core, OrigState { regs: regs_raw, xstate, sigmask: blocked }))
+}
+
+/// The abort handler of the rseq critical section `ip` is in, if it is in one.
+fn rseq_abort_ip(tid: Pid, rseq: u64, ip: u64) -> Result<Option<u64>> {
+    let mem = crate::sys::mem::ProcMem::open(tid, false)?;
+    // struct rseq: cpu_id_start, cpu_id (u32 each), then rseq_cs (u64).
+    let cs = mem.read_u64(RemoteAddr(rseq + 8))?;
+    if cs == 0 {
+        return Ok(None);
+    }
+    // struct rseq_cs: version, flags (u32), start_ip, post_commit_offset, abort_ip.
+    let mut d = [0u8; 32];
+    if mem.read_exact(RemoteAddr(cs), &mut d).is_err() {
+        return Ok(None);
+    }
+    let word = |i: usize| u64::from_le_bytes(d[i..i + 8].try_into().unwrap());
+    let (start, len, abort) = (word(8), word(16), word(24));
+    Ok((start <= ip && ip - start < len).then_some(abort))
 }
 
 /// Collects a process: every live thread's registers and signal state from

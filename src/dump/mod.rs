@@ -183,22 +183,43 @@ fn save(frozen: &mut freeze::Frozen, writer: &mut write::ImageWriter, deferred: 
     // A session or group whose leader is gone is rebuilt at restore by a helper
     // task with the leader's pid, which creates the root inside it. Below the
     // root, tasks must be in their parent's session (or lead their own).
+    // A session or group whose leader is gone, which a task does not inherit
+    // from its parent, is rebuilt at restore by one helper per task, with the
+    // leader's pid, created by the task's parent; what one helper cannot rebuild
+    // is refused.
     let gone = |id: i32| !all_pids.contains(&id) && !files::leader_alive(id);
-    let root = &states[0];
-    if gone(root.sid) && gone(root.pgid) && root.sid != root.pgid {
-        return Err(DumpError::Unsupported {
-            pid: root.pid,
-            what: format!("both its session {} and its process group {} lost their leaders", root.sid, root.pgid),
-        });
-    }
-    for st in &states[1..] {
-        for (what, id, roots) in [("session", st.sid, root.sid), ("process group", st.pgid, root.pgid)] {
-            if gone(id) && id != roots {
-                return Err(DumpError::Unsupported {
-                    pid: st.pid,
-                    what: format!("its {what} {id} lost its leader, and it is not the root's"),
-                });
+    let mut helpers: Vec<i32> = Vec::new();
+    for (i, st) in states.iter().enumerate() {
+        let parent = tasks.iter().find(|t| t.pid == st.pid).and_then(|t| t.ppid);
+        let (psid, ppgid) = match parent.and_then(|pp| states.iter().find(|s| s.pid == pp)) {
+            Some(p) => (p.sid, p.pgid),
+            None if i == 0 => (0, 0),
+            None => continue,
+        };
+        let sid_gone = st.sid != st.pid.as_raw() && st.sid != psid && gone(st.sid);
+        let pgid_gone = st.pgid != st.pid.as_raw() && st.pgid != ppgid && gone(st.pgid);
+        let refuse = |what: String| DumpError::Unsupported { pid: st.pid, what };
+        if sid_gone && st.pgid != st.sid && st.pgid != st.pid.as_raw() {
+            return Err(refuse(format!(
+                "its session {} lost its leader, and its group {} is another",
+                st.sid, st.pgid
+            )));
+        }
+        let helper = if sid_gone {
+            Some(st.sid)
+        } else if pgid_gone {
+            Some(st.pgid)
+        } else {
+            None
+        };
+        if let Some(h) = helper {
+            if helpers.contains(&h) {
+                return Err(refuse(format!("more than one task of the tree needs the gone leader {h} rebuilt")));
             }
+            if i > 0 && st.sid != psid && !sid_gone {
+                return Err(refuse(format!("its session {} is not its parent's", st.sid)));
+            }
+            helpers.push(h);
         }
     }
     fault::point("dump.collect")?;

@@ -278,6 +278,8 @@ pub struct HelperArgs {
 
 pub const CHILD_PROCESS: u32 = 1;
 pub const CHILD_ZOMBIE: u32 = 2;
+/// `args` is a HelperArgs: the helper creates the real child and exits.
+pub const CHILD_HELPER: u32 = 3;
 
 /// A child the task creates with clone3 (set_tid = `pid`) once its own memory is
 /// in place, so that the child inherits it.

@@ -108,7 +108,7 @@ pub fn restore(opts: &RestoreOptions) -> Result<Pid> {
     let set = read::read(&opts.dir)?;
     validate::check_host(&set, opts)?;
     fault::point("restore.validated")?;
-    if let Some(h) = task::helper_pid(&set) {
+    for h in task::helper_pids(&set) {
         validate::wait_pid_free(h)?;
     }
     for t in &set.pstree.tasks {

@@ -100,6 +100,8 @@ pub struct Prepared<'s> {
     /// The helper rckpt creates first, and its Control, when the root's session
     /// or group leader is gone.
     helper: Option<(Pid, usize)>,
+    /// The helpers trampolines create for tasks below the root.
+    helpers: Vec<(Pid, usize)>,
     ctl: LocalMapping,
     // Held until the root exists: mapped in rckpt's own address space.
     _body: LocalMapping,
@@ -129,21 +131,36 @@ fn frame_fits(mm: &MmImage, lo: u64, hi: u64) -> bool {
 /// the tree, not an external the dump named): (its pid, 1 for a session or 2 for
 /// a group). The dump refused the cases one helper cannot rebuild.
 fn root_helper(set: &ImageSet) -> Option<(i32, u32)> {
-    let root = set.pstree.root();
-    let inside = |id: i32| set.pstree.tasks.iter().any(|t| t.pid == id);
+    helper_for(set, set.pstree.root())
+}
+
+/// The helper task `t` needs, if its session or group leader is gone and it
+/// does not inherit that session or group from its parent: (the helper's pid, 1
+/// for a session or 2 for a group). The dump refused the cases one helper
+/// cannot rebuild.
+fn helper_for(set: &ImageSet, t: &rckpt_images::pstree::TaskEntry) -> Option<(i32, u32)> {
+    let inside = |id: i32| set.pstree.tasks.iter().any(|x| x.pid == id);
     let named = |key: String| set.inventory.externals.iter().any(|e| e.key == key);
-    if root.sid != root.pid && !inside(root.sid) && !named(format!("session:[{}]", root.sid)) {
-        return Some((root.sid, 1));
+    let parent = set.pstree.find(t.ppid).filter(|_| t.ppid != 0);
+    let (psid, ppgid) = parent.map(|p| (p.sid, p.pgid)).unwrap_or((0, 0));
+    if t.sid != t.pid && t.sid != psid && !inside(t.sid) && !named(format!("session:[{}]", t.sid)) {
+        return Some((t.sid, 1));
     }
-    if root.pgid != root.pid && !inside(root.pgid) && !named(format!("pgrp:[{}]", root.pgid)) {
-        return Some((root.pgid, 2));
+    if t.pgid != t.pid && t.pgid != ppgid && !inside(t.pgid) && !named(format!("pgrp:[{}]", t.pgid)) {
+        return Some((t.pgid, 2));
     }
     None
 }
 
-/// The pid of the helper a restore of `set` needs, if any (it must be free).
-pub fn helper_pid(set: &ImageSet) -> Option<i32> {
-    root_helper(set).map(|(p, _)| p)
+/// The pids of the helpers a restore of `set` needs (they must be free).
+pub fn helper_pids(set: &ImageSet) -> Vec<i32> {
+    set.pstree
+        .tasks
+        .iter()
+        .filter(|t| !t.state.is_zombie())
+        .filter_map(|t| helper_for(set, t))
+        .map(|(p, _)| p)
+        .collect()
 }
 
 fn same_exe(set: &ImageSet, parent: Option<i32>, pid: i32) -> bool {
@@ -159,7 +176,7 @@ fn same_exe(set: &ImageSet, parent: Option<i32>, pid: i32) -> bool {
 fn estimate_args(set: &ImageSet, fds: &FdSetup) -> u64 {
     let mut n = fds.keep.len() * 8 + 4096;
     for t in &set.pstree.tasks {
-        n += std::mem::size_of::<BlobChild>() + 64;
+        n += std::mem::size_of::<BlobChild>() + std::mem::size_of::<HelperArgs>() + 64;
         if t.state.is_zombie() {
             continue;
         }
@@ -226,9 +243,10 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
         set.pstree.tasks.iter().filter(|t| !t.state.is_zombie()).collect();
 
     let helper = root_helper(set);
-    // One Control per thread, plus one for each exited leader and the helper.
-    let nr_ctl: usize =
-        live.iter().map(|t| t.threads.len() + (t.state == Saved::LeaderExited) as usize).sum::<usize>() + 1;
+    let nr_helpers = live.iter().filter(|t| helper_for(set, t).is_some()).count();
+    // One Control per thread, plus one for each exited leader and each helper.
+    let nr_ctl: usize = live.iter().map(|t| t.threads.len() + (t.state == Saved::LeaderExited) as usize).sum::<usize>()
+        + nr_helpers.max(1);
     let ctl_len = page_align_up((nr_ctl as u64) * CONTROL_SIZE);
     let max_threads = live.iter().map(|t| t.threads.len()).max().unwrap_or(1) as u64;
     let stacks_len = STACK_LEN + max_threads * THREAD_STACK_LEN;
@@ -247,7 +265,10 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
     let mut plans = Vec::new();
     let root_args;
     let helper_args;
-    let helper_ctl = nr_ctl - 1;
+    // Helpers' Controls come last; the root's helper (if any) takes the first.
+    let helper_ctl = nr_ctl - nr_helpers.max(1);
+    let mut next_helper_ctl = helper_ctl + helper.is_some() as usize;
+    let mut helpers: Vec<(Pid, usize)> = Vec::new();
     {
         let bytes = body.bytes_mut();
         blob.relocate_into(blob_base, &mut bytes[..blob.size() as usize]);
@@ -407,8 +428,25 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
             let parent = set.pstree.find(t.ppid).filter(|_| t.ppid != 0);
             let mut children = Vec::new();
             for c in set.pstree.tasks.iter().filter(|c| c.ppid == pid && pid != 0) {
-                let (mode, parent_sets) = session_mode(c, Some((t.sid, t.pgid)));
-                let _ = mode;
+                if let Some((h, mode)) = helper_for(set, c).filter(|_| !c.state.is_zombie()) {
+                    // A helper with the gone leader's pid creates the child in
+                    // its session or group, then exits.
+                    let off = next_helper_ctl;
+                    next_helper_ctl += 1;
+                    helpers.push((Pid::from_raw(h), off));
+                    let ha = HelperArgs {
+                        magic: RESTORE_MAGIC,
+                        session: mode,
+                        root_pid: c.pid,
+                        root_args: args_at[&c.pid],
+                        stack_top: proc_stack_top,
+                        ctl: base + off as u64 * CONTROL_SIZE,
+                    };
+                    let addr = a.bytes(pod::bytes_of(&ha), 16)?;
+                    children.push(BlobChild { kind: CHILD_HELPER, pid: h, args: addr, ..BlobChild::default() });
+                    continue;
+                }
+                let (_, parent_sets) = session_mode(c, Some((t.sid, t.pgid)));
                 children.push(BlobChild {
                     kind: if c.state.is_zombie() { CHILD_ZOMBIE } else { CHILD_PROCESS },
                     pid: c.pid,
@@ -423,11 +461,13 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
                 });
             }
             let children_addr = a.slice(&children)?;
-            // The root's parent is rckpt, or a helper leading its session or group.
-            let inherited_ids = match (parent, helper) {
-                (Some(p), _) => Some((p.sid, p.pgid)),
-                (None, Some((h, 1))) => Some((h, h)),
-                (None, Some((h, _))) => Some((t.sid, h)),
+            // Its parent is its saved one, rckpt (the root), or a helper leading
+            // its session or group.
+            let inherited_ids = match (helper_for(set, t), parent) {
+                (Some((h, 1)), _) => Some((h, h)),
+                (Some((h, _)), Some(p)) => Some((p.sid, h)),
+                (Some((h, _)), None) => Some((t.sid, h)),
+                (None, Some(p)) => Some((p.sid, p.pgid)),
                 (None, None) => None,
             };
             let (session, _) = session_mode(t, inherited_ids);
@@ -553,6 +593,7 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
     Ok(Prepared {
         root: Pid::from_raw(root),
         helper: helper.map(|(h, _)| (Pid::from_raw(h), helper_ctl)),
+        helpers,
         ctl,
         _body: body,
         area: (base, total),
@@ -731,8 +772,8 @@ fn park_all(p: &Prepared<'_>, created: &mut Created) -> Result<()> {
     // Exited leaders, which create their threads (their clone events need a
     // resume) and then exit, unreported while the threads live.
     let mut runners: BTreeMap<i32, (usize, usize)> = BTreeMap::new();
-    // The helper creates the root and exits (its exit is reported: reap it).
-    let mut helper = p.helper;
+    // Helpers create a task and exit (their exit is reported to rckpt first).
+    let mut helpers: Vec<(Pid, usize)> = p.helper.iter().chain(p.helpers.iter()).copied().collect();
     for (i, task) in p.tasks.iter().enumerate() {
         for th in &task.threads {
             waiting.insert(th.tid, (i, th.ctl_off));
@@ -745,9 +786,8 @@ fn park_all(p: &Prepared<'_>, created: &mut Created) -> Result<()> {
     let mut idle = 0u32;
     while !waiting.is_empty() {
         let mut progressed = false;
-        if let Some((h, off)) = helper
-            && let Ok(Some(s)) = crate::sys::wait::try_wait_pid(h)
-        {
+        for (h, off) in helpers.clone() {
+            let Ok(Some(s)) = crate::sys::wait::try_wait_pid(h) else { continue };
             progressed = true;
             let stop = Stop::from_status(s);
             let t = created.tracees.entry(h.as_raw()).or_insert_with(|| Tracee::adopt(h));
@@ -755,7 +795,7 @@ fn park_all(p: &Prepared<'_>, created: &mut Created) -> Result<()> {
             match stop {
                 Stop::Exited(0) => {
                     created.tracees.remove(&h.as_raw()).map(|t| t.forget());
-                    helper = None;
+                    helpers.retain(|x| x.0 != h);
                 }
                 s if s.is_gone() => {
                     created.tracees.remove(&h.as_raw()).map(|t| t.forget());

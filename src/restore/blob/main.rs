@@ -314,8 +314,20 @@ unsafe extern "C" fn task_main(a: *const RestoreArgs) -> ! {
 
         // Children, now that this task's memory is in place: they inherit it.
         let proc_stack = me.stack_top;
-        for c in slice::<BlobChild>(a.children, a.nr_children) {
+        let kids = slice::<BlobChild>(a.children, a.nr_children);
+        if kids.iter().any(|c| c.kind == CHILD_HELPER) {
+            // A helper's child comes back here when the helper exits, as it came
+            // to this subreaper once.
+            rep.ck(sc(SYS_PRCTL, &[PR_SET_CHILD_SUBREAPER, 1]));
+        }
+        for c in kids {
             rep.step(STEP_CHILDREN, c.pid as u64);
+            if c.kind == CHILD_HELPER {
+                rep.ck(clone_into(0, SIGCHLD, c.pid, proc_stack, helper_start as *const () as u64, c.args));
+                let mut info = [0u64; 16];
+                rep.ck(sc(SYS_WAITID, &[P_PID, c.pid as u64, info.as_mut_ptr() as u64, WEXITED, 0]));
+                continue;
+            }
             if c.kind == CHILD_ZOMBIE {
                 // Untraced: it lives only long enough to leave its status.
                 let r = rep.ck(clone_into(CLONE_UNTRACED, SIGCHLD, c.pid, proc_stack, zombie_start as *const () as u64, c as *const BlobChild as u64));
