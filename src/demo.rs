@@ -97,7 +97,12 @@ pub fn run() -> anyhow::Result<()> {
     let before = relay(&mut lines, TICKS_BEFORE, "original")?;
 
     println!("rckpt demo: rckpt dump -t {pid} -D {}", dir.display());
-    let report = crate::dump::dump(&crate::dump::DumpOptions { pid, dir: dir.clone(), leave_running: false })?;
+    let report = crate::dump::dump(&crate::dump::DumpOptions {
+        pid,
+        dir: dir.clone(),
+        leave_running: false,
+        tcp_established: false,
+    })?;
     // rckpt, as tracer and parent, has already reaped it.
     let _ = child.wait();
     println!(

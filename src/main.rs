@@ -34,6 +34,9 @@ enum Cmd {
         /// Resume the process after the dump instead of killing it.
         #[arg(short = 'R', long)]
         leave_running: bool,
+        /// Save established TCP connections, to restore them with TCP_REPAIR.
+        #[arg(long)]
+        tcp_established: bool,
     },
     /// Bring a dumped process back, with its pid, continuing where it stopped.
     #[command(
@@ -80,8 +83,8 @@ fn main() -> ExitCode {
     };
     let verbose = cli.verbose;
     let code = match cli.cmd {
-        Cmd::Dump { pid, dir, leave_running } => {
-            let opts = dump::DumpOptions { pid: Pid::from_raw(pid), dir, leave_running };
+        Cmd::Dump { pid, dir, leave_running, tcp_established } => {
+            let opts = dump::DumpOptions { pid: Pid::from_raw(pid), dir, leave_running, tcp_established };
             match dump::dump(&opts) {
                 Ok(r) => {
                     if verbose > 0 {

@@ -84,6 +84,50 @@ pub fn show(dir: &Path) -> Result<String> {
             let what = match &d.kind {
                 FileKind::Path(p) => format!("{} (pos {}, flags {:#o})", p.path, p.pos, d.flags),
                 FileKind::External { key } => format!("external {key}"),
+                FileKind::Pipe { pipe } => {
+                    format!(
+                        "pipe {pipe} ({} bytes queued, flags {:#o})",
+                        set.files.pipes[*pipe as usize].data.len(),
+                        d.flags
+                    )
+                }
+                FileKind::Fifo { path, pipe } => {
+                    format!("FIFO {path} ({} bytes queued)", set.files.pipes[*pipe as usize].data.len())
+                }
+                FileKind::Unix(u) => {
+                    let name =
+                        u.name.as_ref().map(|n| String::from_utf8_lossy(n).replace('\0', "@")).unwrap_or_default();
+                    let state = if u.listening {
+                        "listening"
+                    } else if u.peer.is_some() {
+                        "connected"
+                    } else {
+                        "unconnected"
+                    };
+                    let queued: usize = u.queue.iter().map(|m| m.len()).sum();
+                    format!("unix {:?} socket {name} {state}, {queued} bytes queued", u.stype)
+                }
+                FileKind::Inet(i) => {
+                    let state = if i.listening {
+                        "listening"
+                    } else if i.tcp.is_some() {
+                        "established"
+                    } else {
+                        "bound"
+                    };
+                    format!("inet{} {:?} socket port {} {state}", if i.family == 2 { "" } else { "6" }, i.stype, i.port)
+                }
+                FileKind::EventFd { count, .. } => format!("eventfd (count {count})"),
+                FileKind::Epoll { items, .. } => format!("epoll ({} fds)", items.len()),
+                FileKind::SignalFd { mask } => format!("signalfd (mask {mask:#x})"),
+                FileKind::TimerFd(t) => format!("timerfd (clock {}, {} ns left)", t.clock, t.value_ns),
+                FileKind::Inotify { watches } => format!("inotify ({} watches)", watches.len()),
+                FileKind::Memfd { name, content, .. } => {
+                    format!("memfd:{name} ({} bytes)", set.files.contents[*content as usize].size)
+                }
+                FileKind::Deleted { path, content, .. } => {
+                    format!("{path} (deleted, {} bytes)", set.files.contents[*content as usize].size)
+                }
             };
             let _ = writeln!(s, "  fd {}: {what}", f.fd);
         }

@@ -138,13 +138,16 @@ pub struct ImageSet {
 
 impl ImageSet {
     /// Names of the per-task files the inventory must list for this tree.
-    pub fn expected_files(pstree: &pstree::PsTree) -> Vec<(String, Kind)> {
+    pub fn expected_files(pstree: &pstree::PsTree, files: &files::FilesImage) -> Vec<(String, Kind)> {
         let mut v = vec![(pstree::FILE_NAME.to_string(), Kind::PsTree), (files::FILE_NAME.to_string(), Kind::Files)];
         for t in pstree.tasks.iter().filter(|t| !t.state.is_zombie()) {
             v.push((core::file_name(t.pid), Kind::Core));
             v.push((mm::file_name(t.pid), Kind::Mm));
             v.push((fdinfo::file_name(t.pid), Kind::FdInfo));
             v.push((pages::file_name(t.pid), Kind::Pages));
+        }
+        for i in 0..files.contents.len() {
+            v.push((files::content_file_name(i), Kind::Pages));
         }
         v
     }
@@ -159,7 +162,7 @@ impl ImageSet {
         check(self.pstree.root().pid == inv.root_pid, || {
             format!("inventory root {} is not the first task {}", inv.root_pid, self.pstree.root().pid)
         })?;
-        let expected = Self::expected_files(&self.pstree);
+        let expected = Self::expected_files(&self.pstree, &self.files);
         for (name, kind) in &expected {
             let f = inv.file(name).ok_or_else(|| ImageError::Invalid(format!("the inventory does not list {name}")))?;
             check(f.kind == *kind, || format!("{name} is listed as {}, not {kind}", f.kind))?;
@@ -190,7 +193,19 @@ impl ImageSet {
             check(fdt.pid == pid, || format!("fdinfo image of task {pid} says {}", fdt.pid))?;
             fdt.validate(self.files.files.len())?;
         }
+        for (i, c) in self.files.contents.iter().enumerate() {
+            let name = files::content_file_name(i);
+            let listed = inv.file(&name).map(|f| f.size);
+            check(listed == Some(c.data_len), || format!("{name} holds {listed:?} bytes, not {}", c.data_len))?;
+        }
+        let live = |pid: i32| self.pstree.tasks.iter().any(|t| t.pid == pid && !t.state.is_zombie());
         for f in &self.files.files {
+            if let files::FileKind::Epoll { owner, .. } = &f.kind {
+                check(live(*owner), || format!("file {}: epoll owner {owner} is not a live task", f.id))?;
+            }
+            for l in f.locks.iter().filter(|l| l.kind == files::LockKind::Posix) {
+                check(live(l.owner), || format!("file {}: lock owner {} is not a live task", f.id, l.owner))?;
+            }
             if let files::FileKind::External { key } = &f.kind {
                 check(inv.externals.iter().any(|e| &e.key == key), || {
                     format!("file {} names unknown external {key}", f.id)

@@ -211,7 +211,7 @@ fn file_names_of_task_files() {
     assert_eq!(mm::file_name(42), "mm-42.img");
     assert_eq!(fdinfo::file_name(42), "fdinfo-42.img");
     assert_eq!(pages::file_name(42), "pages-42.img");
-    let names: Vec<_> = ImageSet::expected_files(&pstree()).into_iter().map(|(n, _)| n).collect();
+    let names: Vec<_> = ImageSet::expected_files(&pstree(), &files_image()).into_iter().map(|(n, _)| n).collect();
     assert_eq!(
         names,
         [

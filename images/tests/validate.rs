@@ -351,8 +351,9 @@ fn mm_names_another_pages_file() {
 fn files_too_many() {
     refused(&["too many open files"], |s| {
         let n = (1 << 20) + 1;
-        s.files.files =
-            (0..n).map(|i| FileDesc { id: i, flags: 0, kind: FileKind::External { key: String::new() } }).collect();
+        s.files.files = (0..n)
+            .map(|i| FileDesc { id: i, flags: 0, kind: FileKind::External { key: String::new() }, locks: vec![] })
+            .collect();
     });
 }
 
@@ -1081,7 +1082,7 @@ fn a_single_task_image_validates() {
 #[test]
 fn files_image_alone() {
     // FilesImage::validate on its own: empty is fine, ids must count up.
-    FilesImage { files: vec![] }.validate().unwrap();
+    FilesImage { files: vec![], pipes: vec![], contents: vec![] }.validate().unwrap();
     let mut f = files_image();
     f.files[4].id = 3;
     assert_invalid(f.validate(), &["file id 3 at index 4"]);

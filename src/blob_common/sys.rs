@@ -50,6 +50,7 @@ pub const SYS_RECVFROM: i64 = 45;
 pub const SYS_RECVMSG: i64 = 47;
 pub const SYS_EXIT: i64 = 60;
 pub const SYS_FCNTL: i64 = 72;
+pub const SYS_EPOLL_CTL: i64 = 233;
 pub const SYS_FCHDIR: i64 = 81;
 pub const SYS_UMASK: i64 = 95;
 pub const SYS_GETPPID: i64 = 110;

@@ -54,6 +54,8 @@ pub struct DumpOptions {
     pub dir: PathBuf,
     /// Resume the tree after the dump instead of killing it.
     pub leave_running: bool,
+    /// Save established TCP connections (TCP_REPAIR).
+    pub tcp_established: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -84,7 +86,8 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpReport> {
     let mut frozen = freeze::freeze(pid)?;
     let frozen_at = Instant::now();
     let mut deferred = Vec::new();
-    let saved = match save(&mut frozen, &mut writer, &mut deferred) {
+    let file_opts = files::FileOptions { tcp_established: opts.tcp_established, ..files::FileOptions::default() };
+    let saved = match save(&mut frozen, &mut writer, &mut deferred, file_opts) {
         Ok(s) => s,
         Err(e) => {
             frozen.release(&deferred);
@@ -158,15 +161,19 @@ fn check_sharing(task: &freeze::FrozenTask, parent: &freeze::FrozenTask) -> Resu
     Ok(())
 }
 
-fn save(frozen: &mut freeze::Frozen, writer: &mut write::ImageWriter, deferred: &mut Vec<(Pid, i32)>) -> Result<Saved> {
+fn save(
+    frozen: &mut freeze::Frozen,
+    writer: &mut write::ImageWriter,
+    deferred: &mut Vec<(Pid, i32)>,
+    file_opts: files::FileOptions,
+) -> Result<Saved> {
     let tasks = frozen.tasks.clone();
     let all_pids: Vec<i32> = tasks.iter().map(|t| t.pid.as_raw()).collect();
 
     // Everything that can refuse, before anything is injected.
     let mut states = Vec::new();
     let mut plans = Vec::new();
-    let mut file_table = files::FileTable::default();
-    let mut fdtables = Vec::new();
+    let mut file_table = files::FileTable::new(file_opts);
     for t in tasks.iter().filter(|t| !t.is_zombie()) {
         if let Some(pp) = t.ppid
             && let Some(parent) = tasks.iter().find(|p| p.pid == pp)
@@ -175,11 +182,10 @@ fn save(frozen: &mut freeze::Frozen, writer: &mut write::ImageWriter, deferred: 
         }
         let state = core::collect(frozen, t)?;
         plans.push(mm::collect(t.pid, t.threads[0])?);
-        let mut table = file_table.add_process(t.threads[0])?;
-        table.pid = t.pid.as_raw();
-        fdtables.push(table);
+        file_table.add_process(t.pid, t.threads[0])?;
         states.push(state);
     }
+    let files_saved = file_table.finish()?;
     // A session or group whose leader is gone is rebuilt at restore by a helper
     // task with the leader's pid, which creates the root inside it. Below the
     // root, tasks must be in their parent's session (or lead their own).
@@ -304,11 +310,17 @@ fn save(frozen: &mut freeze::Frozen, writer: &mut write::ImageWriter, deferred: 
         entries.push(entry);
     }
     writer.write_image(pstree::FILE_NAME, &pstree::PsTree { tasks: entries })?;
-    writer.write_image(ifiles::FILE_NAME, &file_table.image())?;
-    for table in &fdtables {
+    writer.write_image(ifiles::FILE_NAME, &files_saved.image)?;
+    for table in &files_saved.fdtables {
         writer.write_image(&fdinfo::file_name(table.pid), table)?;
     }
-    Ok(Saved { pages_bytes, externals: files::externals(&file_table, &states, &all_pids) })
+    for (i, data) in files_saved.contents.iter().enumerate() {
+        use std::io::Write;
+        let name = ifiles::content_file_name(i);
+        let mut f = writer.create_file(&name, rckpt_images::Kind::Pages)?;
+        f.write_all(data).map_err(|source| DumpError::Io { op: "write", path: name.into(), source })?;
+    }
+    Ok(Saved { pages_bytes, externals: files::externals(files_saved.externals, &states, &all_pids) })
 }
 
 impl freeze::Frozen {

@@ -32,6 +32,8 @@ pub const CONTROL_SIZE: u64 = core::mem::size_of::<Control>() as u64;
 pub const STEP_LEADER_EXITS: u32 = 18;
 pub const STEP_CHILDREN: u32 = 19;
 pub const STEP_THREADS: u32 = 20;
+pub const STEP_EPOLL: u32 = 21;
+pub const STEP_LOCKS: u32 = 22;
 pub const STEP_START: u32 = 1;
 pub const STEP_SESSION: u32 = 17;
 pub const STEP_FDS: u32 = 2;
@@ -71,6 +73,8 @@ pub fn step_name(step: u32) -> &'static str {
         STEP_PARKED => "parked",
         STEP_LEADER_EXITS => "exit as the saved exited leader",
         STEP_CHILDREN => "create child processes",
+        STEP_EPOLL => "register fds with epoll",
+        STEP_LOCKS => "take POSIX locks",
         STEP_THREADS => "create threads",
         _ => "unknown step",
     }
@@ -92,6 +96,30 @@ pub struct InstallFd {
     pub fd: i32,
     pub cloexec: u32,
     pub _pad: u32,
+}
+
+/// An epoll registration the task makes again: `tfd` added to `epfd` (its own fd
+/// numbers, installed by then).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct BlobEpoll {
+    pub epfd: i32,
+    pub tfd: i32,
+    pub events: u32,
+    pub _pad: u32,
+    pub data: u64,
+}
+
+/// A POSIX lock the task takes again on its fd `fd` (POSIX locks belong to the
+/// process, so only the task can take them).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct BlobLock {
+    pub fd: i32,
+    pub write: u32,
+    pub start: u64,
+    /// 0: to the end of the file.
+    pub len: u64,
 }
 
 pub const MADV_BIT_DONTFORK: u32 = 1 << 0;
@@ -330,6 +358,10 @@ pub struct RestoreArgs {
     pub keep: u64,
     pub nr_install: u64,
     pub install: u64,
+    pub nr_epoll: u64,
+    pub epoll: u64,
+    pub nr_locks: u64,
+    pub locks: u64,
     /// Kept fds (-1 when absent).
     pub pages_keep: i32,
     pub exe_keep: i32,

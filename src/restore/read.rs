@@ -95,6 +95,18 @@ pub fn read(dir: &Path) -> Result<ImageSet> {
     }
     let set = ImageSet { inventory: inv, pstree: tree, files: files_img, cores, mms, fdtables };
     set.validate().map_err(|e| RestoreError::Invalid(e.to_string()))?;
+    // Contents are raw; their checksums are checked as they are read, still
+    // before any task exists.
+    for (i, c) in set.files.contents.iter().enumerate() {
+        let name = files::content_file_name(i);
+        let len = std::fs::symlink_metadata(dir.join(&name)).ok().filter(|m| m.is_file()).map(|m| m.len());
+        if len != Some(c.data_len) {
+            let what = len.map_or("the file is missing".to_string(), |l| {
+                format!("{l} bytes where the inventory lists {}", c.data_len)
+            });
+            return Err(RestoreError::Image { file: name, source: rckpt_images::ImageError::Invalid(what) });
+        }
+    }
     Ok(set)
 }
 

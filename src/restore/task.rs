@@ -183,7 +183,11 @@ fn estimate_args(set: &ImageSet, fds: &FdSetup) -> u64 {
         let core = &set.cores[&t.pid];
         let mm = &set.mms[&t.pid];
         n += std::mem::size_of::<RestoreArgs>() + 16 * 16;
-        n += fds.task(t.pid).install.len() * std::mem::size_of::<InstallFd>();
+        let tf = fds.task(t.pid);
+        n += tf.install.len() * std::mem::size_of::<InstallFd>()
+            + tf.epoll.len() * std::mem::size_of::<super::abi::BlobEpoll>()
+            + tf.locks.len() * std::mem::size_of::<super::abi::BlobLock>()
+            + 64;
         n += mm.vmas.len() * std::mem::size_of::<BlobVma>();
         n += mm.vmas.iter().filter_map(|v| v.anon_name.as_ref()).map(|n| n.len() + 16).sum::<usize>();
         n += mm.extents.len() * std::mem::size_of::<BlobExtent>();
@@ -289,6 +293,8 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
             let mm = &set.mms[&pid];
             let tf = fds.task(pid);
             let install_addr = a.slice(&tf.install)?;
+            let epoll_addr = a.slice(&tf.epoll)?;
+            let locks_addr = a.slice(&tf.locks)?;
             let mut bvmas = Vec::new();
             for (mut v, name) in mm::blob_vmas(mm, &tf.mapped) {
                 if let Some(n) = name {
@@ -514,6 +520,10 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
                 keep: if is_root { keep_addr } else { 0 },
                 nr_install: tf.install.len() as u64,
                 install: install_addr,
+                nr_epoll: tf.epoll.len() as u64,
+                epoll: epoll_addr,
+                nr_locks: tf.locks.len() as u64,
+                locks: locks_addr,
                 pages_keep: tf.pages,
                 // A child running its parent's executable inherits the exe link;
                 // setting it again would fail while inherited VMAs map the file.

@@ -7,6 +7,8 @@ pub mod addr;
 pub mod blobmap;
 pub mod clone;
 pub mod creds;
+pub mod files;
+pub mod handle;
 pub mod mem;
 pub mod pagemap;
 pub mod pidfd;
@@ -14,6 +16,8 @@ pub mod pod;
 pub mod ptrace;
 pub mod remote;
 pub mod signal;
+pub mod sock;
+pub mod sockdiag;
 pub mod task;
 pub mod wait;
 

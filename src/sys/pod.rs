@@ -66,6 +66,8 @@ mod impls {
         r::Control,
         r::KeepFd,
         r::InstallFd,
+        r::BlobEpoll,
+        r::BlobLock,
         r::BlobVma,
         r::BlobExtent,
         r::PrctlMmMap,

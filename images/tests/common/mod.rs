@@ -306,24 +306,30 @@ pub fn files_image() -> FilesImage {
                 id: 0,
                 flags: 0o2, // O_RDWR
                 kind: path("/dev/null", FileType::CharDevice, 0, 0, 0x103),
+                locks: vec![],
             },
             FileDesc {
                 id: 1,
                 flags: 0o1, // O_WRONLY
                 kind: FileKind::External { key: PIPE_KEY.into() },
+                locks: vec![],
             },
             FileDesc {
                 id: 2,
                 flags: 0o2001 | 0o100000, // O_WRONLY|O_APPEND|O_LARGEFILE
                 kind: path("/home/user/work/log.txt", FileType::Regular, 4_210, 4_210, 0),
+                locks: vec![],
             },
             FileDesc {
                 id: 3,
                 flags: 0o200000 | 0o100000, // O_DIRECTORY|O_LARGEFILE
                 kind: path("/home/user/work", FileType::Directory, 0, 4096, 0),
+                locks: vec![],
             },
-            FileDesc { id: 4, flags: 0o2, kind: FileKind::External { key: TTY_KEY.into() } },
+            FileDesc { id: 4, flags: 0o2, kind: FileKind::External { key: TTY_KEY.into() }, locks: vec![] },
         ],
+        pipes: vec![],
+        contents: vec![],
     }
 }
 
@@ -401,9 +407,11 @@ pub fn valid_set() -> ImageSet {
 pub fn relist(set: &mut ImageSet) {
     let size = |b: Result<Vec<u8>, ImageError>| b.expect("encodes").len() as u64;
     let mut images = Vec::new();
-    for (name, kind) in ImageSet::expected_files(&set.pstree) {
+    for (name, kind) in ImageSet::expected_files(&set.pstree, &set.files) {
         let pid = name.trim_end_matches(".img").rsplit('-').next().and_then(|p| p.parse::<i32>().ok());
+        let content = name.strip_prefix("content-").and_then(|n| n.trim_end_matches(".img").parse::<usize>().ok());
         let sz = match (kind, pid) {
+            (Kind::Pages, _) if content.is_some() => set.files.contents[content.unwrap()].data_len,
             (Kind::PsTree, _) => size(set.pstree.encode()),
             (Kind::Files, _) => size(set.files.encode()),
             (Kind::Core, Some(p)) => set.cores.get(&p).map_or(0, |c| size(c.encode())),

@@ -29,6 +29,10 @@ const MAP_FIXED: u32 = 0x10;
 const O_CLOEXEC: u64 = 0o2000000;
 const SS_DISABLE: i32 = 2;
 const FUTEX_WAIT: u64 = 0;
+const EPOLL_CTL_ADD: u64 = 1;
+const F_SETLK: u64 = 6;
+const F_RDLCK: i64 = 0;
+const F_WRLCK: i64 = 1;
 const RSEQ_FLAG_UNREGISTER: u64 = 1;
 const ARCH_MAP_VDSO_64: u64 = 0x2003;
 const PR_SET_PDEATHSIG: u64 = 1;
@@ -240,6 +244,14 @@ unsafe extern "C" fn task_main(a: *const RestoreArgs) -> ! {
             rep.ck(sc(SYS_DUP3, &[(a.fd_base + f.keep as i32) as u64, f.fd as u64, flags]));
         }
         let kept = |k: i32| (a.fd_base + k) as u64;
+        for e in slice::<BlobEpoll>(a.epoll, a.nr_epoll) {
+            rep.step(STEP_EPOLL, e.tfd as u64);
+            // struct epoll_event is packed on x86_64: events, then data.
+            let mut ev = [0u8; 12];
+            ev[..4].copy_from_slice(&e.events.to_ne_bytes());
+            ev[4..].copy_from_slice(&e.data.to_ne_bytes());
+            rep.ck(sc(SYS_EPOLL_CTL, &[e.epfd as u64, EPOLL_CTL_ADD, e.tfd as u64, ev.as_ptr() as u64]));
+        }
 
         // 3. Memory: nothing but this area, then every saved VMA.
         rep.step(STEP_UNMAP, 0);
@@ -427,6 +439,14 @@ unsafe extern "C" fn task_main(a: *const RestoreArgs) -> ! {
         }
         if a.nr_keep > 0 {
             sc(SYS_CLOSE_RANGE, &[a.fd_base as u64, (a.fd_base as u32 + a.nr_keep - 1) as u64, 0]);
+        }
+        // POSIX locks after the last close: closing any fd of a file drops the
+        // process's POSIX locks on it.
+        for l in slice::<BlobLock>(a.locks, a.nr_locks) {
+            rep.step(STEP_LOCKS, l.fd as u64);
+            // struct flock: type, whence, start, len, pid.
+            let fl: [i64; 4] = [if l.write != 0 { F_WRLCK } else { F_RDLCK }, l.start as i64, l.len as i64, 0];
+            rep.ck(sc(SYS_FCNTL, &[l.fd as u64, F_SETLK, fl.as_ptr() as u64]));
         }
         if a.leader_exited != 0 {
             // Its threads exist: the leader exits again, and the process goes on

@@ -9,10 +9,13 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 
 use nix::fcntl::{FcntlArg, fcntl};
 use rckpt_images::ImageSet;
-use rckpt_images::files::{FileKind, FileType, PathFile};
+use rckpt_images::files::{FileKind, FileType, LockKind, PathFile};
 use rckpt_images::mm::{VmaKind, vmflags};
 
-use super::abi::InstallFd;
+mod kinds;
+mod socket;
+
+use super::abi::{BlobEpoll, BlobLock, InstallFd};
 use super::{RestoreError, RestoreOptions, Result};
 use crate::sys::creds::FsCreds;
 
@@ -37,6 +40,10 @@ pub struct TaskFds {
     pub cwd: i32,
     /// Keep index of each mapped file of the mm image (-1 when not mapped).
     pub mapped: Vec<i32>,
+    /// Epoll registrations the task makes with its own fd numbers.
+    pub epoll: Vec<BlobEpoll>,
+    /// POSIX locks the task takes again (they belong to a process).
+    pub locks: Vec<BlobLock>,
 }
 
 impl FdSetup {
@@ -111,13 +118,20 @@ fn shell_tty() -> Result<i32> {
 /// Opens everything every live task of the image needs.
 pub fn open_all(set: &ImageSet, opts: &RestoreOptions) -> Result<FdSetup> {
     let mut s = FdSetup::default();
+    let mut makers = kinds::Makers::new(&set.files, &opts.dir);
     for t in set.pstree.tasks.iter().filter(|t| !t.state.is_zombie()) {
-        open_task(&mut s, set, t.pid, opts)?;
+        open_task(&mut s, &mut makers, set, t.pid, opts)?;
     }
     Ok(s)
 }
 
-fn open_task(s: &mut FdSetup, set: &ImageSet, pid: i32, opts: &RestoreOptions) -> Result<()> {
+fn open_task(
+    s: &mut FdSetup,
+    makers: &mut kinds::Makers<'_>,
+    set: &ImageSet,
+    pid: i32,
+    opts: &RestoreOptions,
+) -> Result<()> {
     let core = &set.cores[&pid];
     let mm = &set.mms[&pid];
     let fdt = &set.fdtables[&pid];
@@ -130,6 +144,8 @@ fn open_task(s: &mut FdSetup, set: &ImageSet, pid: i32, opts: &RestoreOptions) -
         exe: -1,
         cwd: -1,
         mapped: vec![-1; mm.files.len()],
+        epoll: Vec::new(),
+        locks: Vec::new(),
     };
 
     let c = &core.threads[0].creds;
@@ -140,12 +156,17 @@ fn open_task(s: &mut FdSetup, set: &ImageSet, pid: i32, opts: &RestoreOptions) -
             None => {
                 let desc = &set.files.files[e.file as usize];
                 let fd = match &desc.kind {
-                    FileKind::Path(p) => open_path(p, desc.flags)?,
+                    FileKind::Path(p) => {
+                        let fd = open_path(p, desc.flags)?;
+                        kinds::take_locks(&fd, desc)?;
+                        fd
+                    }
                     FileKind::External { key } => match opts.inherit.iter().find(|i| &i.key == key) {
                         Some(i) => dup(i.fd, &format!("--inherit-fd for {key}"))?,
                         None if opts.shell_job && key.starts_with("tty[") => dup(shell_tty()?, "the terminal")?,
                         None => return Err(RestoreError::Unbound { missing: vec![key.clone()] }),
                     },
+                    _ => makers.make(desc)?,
                 };
                 let k = s.push(fd);
                 s.opened.push((e.file, k));
@@ -153,6 +174,20 @@ fn open_task(s: &mut FdSetup, set: &ImageSet, pid: i32, opts: &RestoreOptions) -
             }
         };
         t.install.push(InstallFd { keep: keep as u32, fd: e.fd, cloexec: e.cloexec as u32, _pad: 0 });
+        let desc = &set.files.files[e.file as usize];
+        // Per-process state of a description: done once, through the first fd.
+        let first = fdt.fds.iter().find(|f| f.file == e.file).map(|f| f.fd) == Some(e.fd);
+        if let FileKind::Epoll { owner, items } = &desc.kind
+            && *owner == pid
+            && first
+        {
+            for it in items {
+                t.epoll.push(BlobEpoll { epfd: e.fd, tfd: it.tfd, events: it.events, _pad: 0, data: it.data });
+            }
+        }
+        for l in desc.locks.iter().filter(|l| l.kind == LockKind::Posix && l.owner == pid && first) {
+            t.locks.push(BlobLock { fd: e.fd, write: l.write as u32, start: l.start, len: l.len });
+        }
     }
     for (i, f) in mm.files.iter().enumerate() {
         let used: Vec<_> =
