@@ -101,7 +101,7 @@ pub fn run() -> anyhow::Result<()> {
         pid,
         dir: dir.clone(),
         leave_running: false,
-        tcp_established: false,
+        files: Default::default(),
     })?;
     // rckpt, as tracer and parent, has already reaped it.
     let _ = child.wait();

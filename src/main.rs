@@ -37,6 +37,16 @@ enum Cmd {
         /// Save established TCP connections, to restore them with TCP_REPAIR.
         #[arg(long)]
         tcp_established: bool,
+        /// Save file locks (flock, POSIX, OFD); without it a held lock refuses the dump.
+        #[arg(long)]
+        file_locks: bool,
+        /// Save unix sockets connected to a peer outside the tree, to bind at
+        /// restore with --inherit-fd; without it they refuse the dump.
+        #[arg(long)]
+        ext_unix_sk: bool,
+        /// Largest deleted-but-open file whose content is saved (K, M, G suffixes).
+        #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
+        ghost_limit: u64,
     },
     /// Bring a dumped process back, with its pid, continuing where it stopped.
     #[command(
@@ -83,8 +93,9 @@ fn main() -> ExitCode {
     };
     let verbose = cli.verbose;
     let code = match cli.cmd {
-        Cmd::Dump { pid, dir, leave_running, tcp_established } => {
-            let opts = dump::DumpOptions { pid: Pid::from_raw(pid), dir, leave_running, tcp_established };
+        Cmd::Dump { pid, dir, leave_running, tcp_established, file_locks, ext_unix_sk, ghost_limit } => {
+            let files = dump::FileOptions { tcp_established, file_locks, ext_unix_sk, ghost_limit };
+            let opts = dump::DumpOptions { pid: Pid::from_raw(pid), dir, leave_running, files };
             match dump::dump(&opts) {
                 Ok(r) => {
                     if verbose > 0 {
@@ -157,4 +168,18 @@ fn main() -> ExitCode {
 fn fail(e: &dyn std::fmt::Display, code: Exit) -> Exit {
     eprintln!("rckpt: {e}");
     code
+}
+
+/// "4096", "64K", "1M", "2G".
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&s[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&s[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("{s:?} is not a size (e.g. 4096, 64K, 1M, 2G)"))
 }

@@ -122,11 +122,9 @@ pub fn show(dir: &Path) -> Result<String> {
                 FileKind::SignalFd { mask } => format!("signalfd (mask {mask:#x})"),
                 FileKind::TimerFd(t) => format!("timerfd (clock {}, {} ns left)", t.clock, t.value_ns),
                 FileKind::Inotify { watches } => format!("inotify ({} watches)", watches.len()),
-                FileKind::Memfd { name, content, .. } => {
-                    format!("memfd:{name} ({} bytes)", set.files.contents[*content as usize].size)
-                }
-                FileKind::Deleted { path, content, .. } => {
-                    format!("{path} (deleted, {} bytes)", set.files.contents[*content as usize].size)
+                FileKind::Memfd { content, .. } | FileKind::Deleted { content, .. } => {
+                    let c = &set.files.contents[*content as usize];
+                    format!("{:?} ({} bytes, {} saved)", c.origin, c.size, c.data_len)
                 }
             };
             let _ = writeln!(s, "  fd {}: {what}", f.fd);

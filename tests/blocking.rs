@@ -5,7 +5,7 @@ use common::*;
 
 fn restored(mode: &str) {
     let mut w = Workload::spawn("blocking", &[mode, "restored"]);
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    wait_blocked(w.pid);
     let img = TempDir::new(&format!("blocking-{mode}"));
     dump_ok(w.pid, img.path(), &[]);
     w.wait_gone();
@@ -23,7 +23,7 @@ fn restored(mode: &str) {
 
 fn running(mode: &str) {
     let mut w = Workload::spawn("blocking", &[mode, "running"]);
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    wait_blocked(w.pid);
     let img = TempDir::new(&format!("blocking-lr-{mode}"));
     dump_ok(w.pid, img.path(), &["--leave-running"]);
     std::thread::sleep(std::time::Duration::from_millis(200));

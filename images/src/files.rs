@@ -63,17 +63,14 @@ pub enum FileKind {
     Inotify {
         watches: Vec<InotifyWatch>,
     },
-    /// A memfd (`content` indexes `contents`).
+    /// A memfd (`content` indexes `contents`, of origin Memfd).
     Memfd {
-        name: String,
-        seals: u32,
         pos: u64,
         content: u32,
     },
-    /// A regular file unlinked while open: recreated unlinked with its content.
+    /// A regular file unlinked while open: recreated unlinked with its content
+    /// (of origin Deleted).
     Deleted {
-        path: String,
-        mode: u32,
         pos: u64,
         content: u32,
     },
@@ -87,13 +84,38 @@ pub struct PipeData {
 }
 
 /// The bytes of a memfd, of shared anonymous memory or of a deleted file, in
-/// `content-N.img` (raw, `data_len` bytes, checked by `crc32c`).
+/// `content-N.img`: the bytes of each extent, in order (raw, `data_len` bytes,
+/// checked by `crc32c`). Open files and mappings of the same object share one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Content {
-    /// File size (may exceed the data: the rest reads as zeroes).
+    pub origin: ContentOrigin,
+    /// File size.
     pub size: u64,
+    /// Ranges that hold data, in order; the rest reads as zeroes.
+    pub extents: Vec<ContentExtent>,
     pub data_len: u64,
     pub crc32c: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContentOrigin {
+    Memfd {
+        name: String,
+        seals: u32,
+    },
+    /// MAP_SHARED|MAP_ANONYMOUS memory ("/dev/zero (deleted)" in maps).
+    SharedAnon,
+    /// A regular file unlinked while open, recreated in the same directory.
+    Deleted {
+        path: String,
+        mode: u32,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentExtent {
+    pub offset: u64,
+    pub len: u64,
 }
 
 pub fn content_file_name(index: usize) -> String {
@@ -177,6 +199,8 @@ pub struct TimerFd {
     pub interval_ns: u64,
     /// Time left until it next fires (0: disarmed).
     pub value_ns: u64,
+    /// Expirations not read yet.
+    pub ticks: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,8 +256,27 @@ impl FilesImage {
                 format!("pipe of {} bytes holding {}", p.size, p.data.len())
             })?;
         }
-        for c in &self.contents {
-            check(c.size >= c.data_len, || "content longer than its file".into())?;
+        for (i, c) in self.contents.iter().enumerate() {
+            check(c.extents.len() <= 1 << 20, || format!("content {i}: too many extents"))?;
+            let mut end = 0u64;
+            let mut sum = 0u64;
+            for e in &c.extents {
+                let e_end = e.offset.checked_add(e.len).filter(|x| *x <= c.size && e.offset >= end && e.len > 0);
+                end = e_end
+                    .ok_or_else(|| ImageError::Invalid(format!("content {i}: extent {e:?} out of order or size")))?;
+                sum += e.len;
+            }
+            check(sum == c.data_len, || format!("content {i}: extents hold {sum} bytes, not {}", c.data_len))?;
+            match &c.origin {
+                ContentOrigin::Memfd { name, .. } => {
+                    check(name.len() < 250 && !name.contains(['\0', '/']), || format!("content {i}: memfd name"))?
+                }
+                ContentOrigin::Deleted { path, mode } => {
+                    crate::check_abs_path(path)?;
+                    check(mode & !0o7777 == 0, || format!("content {i}: mode {mode:o}"))?
+                }
+                ContentOrigin::SharedAnon => {}
+            }
         }
         for (i, f) in self.files.iter().enumerate() {
             let id = f.id;
@@ -300,13 +343,17 @@ impl FilesImage {
                         crate::check_abs_path(&w.path)?;
                     }
                 }
-                FileKind::Memfd { name, content: c, .. } => {
-                    check(name.len() < 250 && !name.contains('\0'), || format!("file {id}: memfd name"))?;
-                    content(*c)?
+                FileKind::Memfd { content: c, .. } => {
+                    content(*c)?;
+                    check(matches!(self.contents[*c as usize].origin, ContentOrigin::Memfd { .. }), || {
+                        format!("file {id}: content {c} is not a memfd's")
+                    })?
                 }
-                FileKind::Deleted { path, content: c, .. } => {
-                    crate::check_abs_path(path)?;
-                    content(*c)?
+                FileKind::Deleted { content: c, .. } => {
+                    content(*c)?;
+                    check(matches!(self.contents[*c as usize].origin, ContentOrigin::Deleted { .. }), || {
+                        format!("file {id}: content {c} is not a deleted file's")
+                    })?
                 }
             }
             for l in &f.locks {

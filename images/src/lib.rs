@@ -186,6 +186,14 @@ impl ImageSet {
             let pages_size = inv.file(&mm.pages_file).map(|f| f.size).unwrap_or(0);
             mm.validate(pages_size)?;
             mm.validate_parent_pages(self.mms.get(&t.ppid))?;
+            for v in &mm.vmas {
+                if let mm::VmaKind::Shared { content, .. } = v.kind {
+                    let c = self.files.contents.get(content as usize);
+                    check(c.is_some_and(|c| !matches!(c.origin, files::ContentOrigin::Deleted { .. })), || {
+                        format!("task {pid}: VMA {:#x} maps content {content}, not shared memory", v.start)
+                    })?;
+                }
+            }
             let fdt = self
                 .fdtables
                 .get(&pid)

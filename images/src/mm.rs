@@ -120,6 +120,13 @@ pub enum VmaKind {
         file: u32,
         offset: u64,
     },
+    /// Shared memory (MAP_SHARED|MAP_ANONYMOUS or a memfd), its bytes in the
+    /// files image's `contents[content]`, mapped at byte offset `offset`: every
+    /// task mapping the same content shares it again.
+    Shared {
+        content: u32,
+        offset: u64,
+    },
     Vvar,
     VvarVclock,
     Vdso,
@@ -210,6 +217,9 @@ impl MmImage {
                 VmaKind::File { file, offset } => {
                     check((*file as usize) < self.files.len(), || format!("{}: file index {file}", what()))?;
                     check(aligned(*offset), || format!("{}: file offset not aligned", what()))?;
+                }
+                VmaKind::Shared { offset, .. } => {
+                    check(v.shared && aligned(*offset), || format!("{}: shared memory mapping", what()))?;
                 }
                 VmaKind::Vvar | VmaKind::VvarVclock | VmaKind::Vdso => vdso_seen += 1,
                 _ => {}

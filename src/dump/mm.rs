@@ -84,7 +84,7 @@ pub fn mapped_file(pid: Pid, path: &str, dev: Option<(u64, u64)>) -> Result<Mapp
 }
 
 /// `at` is a live thread of `pid` (its leader may have exited) for /proc.
-pub fn collect(pid: Pid, at: Pid) -> Result<MmPlan> {
+pub fn collect(pid: Pid, at: Pid, shm: &mut super::files::FileTable) -> Result<MmPlan> {
     let smaps = maps::smaps(at)?;
     let mut files: Vec<MappedFile> = Vec::new();
     let mut file_index: BTreeMap<(u64, u64), u32> = BTreeMap::new();
@@ -110,7 +110,7 @@ pub fn collect(pid: Pid, at: Pid) -> Result<MmPlan> {
                 VmaKind::VvarVclock
             }
             "[vsyscall]" => VmaKind::Vsyscall,
-            "" if v.shared => return Err(unsupported(pid, v, "shared anonymous memory")),
+            "" if v.shared => return Err(unsupported(pid, v, "shared memory of an unknown kind")),
             "" => VmaKind::Anon,
             n if n.starts_with("[anon:") && n.ends_with(']') => {
                 if v.shared {
@@ -120,7 +120,13 @@ pub fn collect(pid: Pid, at: Pid) -> Result<MmPlan> {
                 VmaKind::Anon
             }
             n if n.starts_with("[anon_shmem:") => {
-                return Err(unsupported(pid, v, "shared anonymous memory"));
+                return Err(unsupported(pid, v, "named shared anonymous memory"));
+            }
+            "/dev/zero (deleted)" if v.shared => {
+                VmaKind::Shared { content: shm.shared_mapping(pid, at, v)?, offset: v.offset }
+            }
+            n if n.starts_with("/memfd:") && n.ends_with(" (deleted)") && v.shared && !v.has("ht") => {
+                VmaKind::Shared { content: shm.shared_mapping(pid, at, v)?, offset: v.offset }
             }
             n if n.starts_with('/') => {
                 if v.has("ht") {

@@ -48,14 +48,16 @@ pub enum DumpError {
 
 pub type Result<T> = std::result::Result<T, DumpError>;
 
+pub use files::FileOptions;
+
 #[derive(Debug, Clone)]
 pub struct DumpOptions {
     pub pid: Pid,
     pub dir: PathBuf,
     /// Resume the tree after the dump instead of killing it.
     pub leave_running: bool,
-    /// Save established TCP connections (TCP_REPAIR).
-    pub tcp_established: bool,
+    /// What to save of files, sockets and locks.
+    pub files: FileOptions,
 }
 
 #[derive(Debug, Clone)]
@@ -86,7 +88,7 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpReport> {
     let mut frozen = freeze::freeze(pid)?;
     let frozen_at = Instant::now();
     let mut deferred = Vec::new();
-    let file_opts = files::FileOptions { tcp_established: opts.tcp_established, ..files::FileOptions::default() };
+    let file_opts = opts.files;
     let saved = match save(&mut frozen, &mut writer, &mut deferred, file_opts) {
         Ok(s) => s,
         Err(e) => {
@@ -181,7 +183,7 @@ fn save(
             check_sharing(t, parent)?;
         }
         let state = core::collect(frozen, t)?;
-        plans.push(mm::collect(t.pid, t.threads[0])?);
+        plans.push(mm::collect(t.pid, t.threads[0], &mut file_table)?);
         file_table.add_process(t.pid, t.threads[0])?;
         states.push(state);
     }

@@ -1,6 +1,7 @@
 //! The memory plan: the VMAs and page extents the trampoline maps and fills, a
 //! place for the trampoline itself, and the check of the restored layout.
 
+use rckpt_images::files::{ContentOrigin, FilesImage};
 use rckpt_images::mm::{MmImage, PAGE_SIZE, VmaKind, vmflags};
 
 use super::abi::*;
@@ -14,7 +15,13 @@ const MMAP_MIN: u64 = 0x10000;
 /// Room left below a stack for it to grow into.
 const STACK_GAP: u64 = 8 << 20;
 
-pub fn blob_vmas(mm: &MmImage, mapped: &[i32]) -> Vec<(BlobVma, Option<String>)> {
+/// `mapped`: the keep index of each mapped file; `shared`: of each content of
+/// shared memory.
+pub fn blob_vmas(
+    mm: &MmImage,
+    mapped: &[i32],
+    shared: &std::collections::HashMap<u32, i32>,
+) -> Vec<(BlobVma, Option<String>)> {
     let mut out = Vec::new();
     for v in &mm.vmas {
         let (mut flags, keep, pgoff) = match &v.kind {
@@ -24,6 +31,7 @@ pub fn blob_vmas(mm: &MmImage, mapped: &[i32]) -> Vec<(BlobVma, Option<String>)>
             VmaKind::File { file, offset } => {
                 (if v.shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE }, mapped[*file as usize], *offset)
             }
+            VmaKind::Shared { content, offset } => (libc::MAP_SHARED, shared[content], *offset),
             VmaKind::Vvar | VmaKind::VvarVclock | VmaKind::Vdso | VmaKind::Vsyscall => continue,
         };
         if v.flags & vmflags::GROWSDOWN != 0 {
@@ -179,8 +187,12 @@ fn coalesce(mut v: Vec<Line>) -> Vec<Line> {
     out
 }
 
-fn saved_name(mm: &MmImage, v: &rckpt_images::mm::Vma) -> String {
+fn saved_name(mm: &MmImage, files: &FilesImage, v: &rckpt_images::mm::Vma) -> String {
     match &v.kind {
+        VmaKind::Shared { content, .. } => match &files.contents[*content as usize].origin {
+            ContentOrigin::Memfd { name, .. } => format!("/memfd:{name} (deleted)"),
+            _ => "/dev/zero (deleted)".into(),
+        },
         VmaKind::Heap => "[heap]".into(),
         VmaKind::Stack => "[stack]".into(),
         VmaKind::Vdso => "[vdso]".into(),
@@ -195,7 +207,7 @@ fn saved_name(mm: &MmImage, v: &rckpt_images::mm::Vma) -> String {
 /// Compares the task's layout with the saved one: same ranges, permissions and
 /// backing. Adjacent twins the kernel merged are compared merged; the stack may
 /// have grown down.
-pub fn check_layout(pid: Pid, mm: &MmImage) -> Result<()> {
+pub fn check_layout(pid: Pid, mm: &MmImage, files: &FilesImage) -> Result<()> {
     let now = maps::maps(pid).map_err(|e| RestoreError::Layout { pid: pid.as_raw(), what: e.to_string() })?;
     let mut a: Vec<Line> = now.iter().map(|v| (v.start, v.end, v.perms(), v.name.clone())).collect();
     let b: Vec<Line> = mm
@@ -209,7 +221,7 @@ pub fn check_layout(pid: Pid, mm: &MmImage) -> Result<()> {
                 if v.prot & 4 != 0 { 'x' } else { '-' },
                 if v.shared { 's' } else { 'p' }
             );
-            (v.start, v.end, p, saved_name(mm, v))
+            (v.start, v.end, p, saved_name(mm, files, v))
         })
         .collect();
     if let (Some(sa), Some(sb)) = (a.iter_mut().find(|l| l.3 == "[stack]"), b.iter().find(|l| l.3 == "[stack]"))

@@ -85,6 +85,7 @@ struct ThreadPlan {
 struct TaskPlan<'s> {
     pid: i32,
     mm: &'s MmImage,
+    files: &'s rckpt_images::files::FilesImage,
     /// The task running the process part (offset of its Control), which for an
     /// exited leader exits once its threads exist.
     runner_ctl: usize,
@@ -296,7 +297,7 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
             let epoll_addr = a.slice(&tf.epoll)?;
             let locks_addr = a.slice(&tf.locks)?;
             let mut bvmas = Vec::new();
-            for (mut v, name) in mm::blob_vmas(mm, &tf.mapped) {
+            for (mut v, name) in mm::blob_vmas(mm, &tf.mapped, &tf.shared) {
                 if let Some(n) = name {
                     let mut z = n.into_bytes();
                     z.push(0);
@@ -566,6 +567,7 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
             plans.push(TaskPlan {
                 pid,
                 mm,
+                files: &set.files,
                 runner_ctl,
                 threads: tplans,
                 leader_exited,
@@ -744,7 +746,7 @@ pub fn create_and_release(mut p: Prepared<'_>) -> Result<Pid> {
                 errno: nix::errno::Errno::from_raw(-r as i32),
             });
         }
-        mm::check_layout(Pid::from_raw(tid), task.mm)?;
+        mm::check_layout(Pid::from_raw(tid), task.mm, task.files)?;
     }
     fault::point("restore.unmapped")?;
 

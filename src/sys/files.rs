@@ -23,7 +23,9 @@ pub fn signalfd(mask: u64) -> Result<OwnedFd> {
 }
 
 /// A timerfd of `clock` firing in `value_ns`, then every `interval_ns`.
-pub fn timerfd(clock: i32, interval_ns: u64, value_ns: u64) -> Result<OwnedFd> {
+/// A timerfd armed to fire in `value_ns`, then every `interval_ns`, with `ticks`
+/// expirations not read yet (TFD_IOC_SET_TICKS).
+pub fn timerfd(clock: i32, interval_ns: u64, value_ns: u64, ticks: u64) -> Result<OwnedFd> {
     // SAFETY: integers in, a new descriptor out.
     let fd = made("create a timerfd", unsafe { libc::syscall(libc::SYS_timerfd_create, clock, libc::TFD_CLOEXEC) })?;
     let ts = |ns: u64| libc::timespec { tv_sec: (ns / 1_000_000_000) as i64, tv_nsec: (ns % 1_000_000_000) as i64 };
@@ -33,12 +35,19 @@ pub fn timerfd(clock: i32, interval_ns: u64, value_ns: u64) -> Result<OwnedFd> {
         check(unsafe { libc::syscall(libc::SYS_timerfd_settime, fd.as_raw_fd(), 0, &raw const spec, 0) })
             .map_err(|errno| SysError::Os { op: "arm a timerfd", errno })?;
     }
+    if ticks != 0 {
+        // _IOW('T', 0, u64)
+        const TFD_IOC_SET_TICKS: u64 = 0x4008_5400;
+        // SAFETY: the ioctl reads one u64 from a live local.
+        check(unsafe { libc::ioctl(fd.as_raw_fd(), TFD_IOC_SET_TICKS as _, &raw const ticks) } as i64)
+            .map_err(|errno| SysError::Os { op: "set a timerfd's expirations", errno })?;
+    }
     Ok(fd)
 }
 
 pub fn inotify() -> Result<OwnedFd> {
     // SAFETY: integers in, a new descriptor out.
-    made("create an inotify", unsafe { libc::syscall(libc::SYS_inotify_init1, libc::IN_CLOEXEC) })
+    made("create an inotify", unsafe { libc::syscall(libc::SYS_inotify_init1, libc::IN_CLOEXEC | libc::IN_NONBLOCK) })
 }
 
 /// Adds a watch that gets watch descriptor `wd`: inotify hands them out in
@@ -80,6 +89,27 @@ pub fn memfd(name: &str) -> Result<OwnedFd> {
     // SAFETY: a NUL-terminated name and integers.
     made("create a memfd", unsafe {
         libc::syscall(libc::SYS_memfd_create, c.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+    })
+}
+
+/// Shared anonymous memory of `size` bytes, as a file: mapped by fd, it is the
+/// same kind of object ("/dev/zero (deleted)") as MAP_SHARED|MAP_ANONYMOUS
+/// memory. Opening /proc/self/map_files needs CAP_SYS_ADMIN.
+pub fn shared_anon(size: u64) -> Result<OwnedFd> {
+    use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous, munmap};
+    let len = std::num::NonZeroUsize::new(size as usize)
+        .ok_or(SysError::Os { op: "map shared memory of size 0", errno: Errno::EINVAL })?;
+    // SAFETY: a fresh mapping nobody else knows of, unmapped before returning.
+    let p = unsafe { mmap_anonymous(None, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED) }
+        .map_err(|errno| SysError::Os { op: "map shared memory", errno })?;
+    let start = p.as_ptr() as usize;
+    let path = format!("/proc/self/map_files/{:x}-{:x}", start, start + len.get());
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(&path);
+    // SAFETY: unmaps only the mapping made above.
+    let _ = unsafe { munmap(p, len.get()) };
+    f.map(OwnedFd::from).map_err(|e| SysError::Os {
+        op: "open shared memory through /proc/self/map_files",
+        errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
     })
 }
 

@@ -385,3 +385,17 @@ pub fn tree_pss(root: i32) -> u64 {
         .sum::<u64>()
         * 1024
 }
+
+/// Waits until the task sleeps inside a system call (a workload that prints
+/// READY and then blocks: a signal sent before it blocks would be lost).
+pub fn wait_blocked(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+        if s.split_whitespace().next().and_then(|n| n.parse::<i64>().ok()).is_some_and(|n| n >= 0) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "task {pid} did not block in a system call: {s:?}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}

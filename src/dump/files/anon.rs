@@ -29,7 +29,9 @@ pub fn classify(table: &mut FileTable, i: usize, what: &str) -> Result<FileKind>
     let bad = |what: &str| refuse(pid, fd, format_args!("{what} whose state rckpt cannot read"));
     match what {
         "eventfd" => {
-            let count = extra(table, i, "eventfd-count").and_then(num).ok_or_else(|| bad("an eventfd"))?;
+            let count = extra(table, i, "eventfd-count")
+                .and_then(|s| u64::from_str_radix(s.trim(), 16).ok())
+                .ok_or_else(|| bad("an eventfd"))?;
             let semaphore = extra(table, i, "eventfd-semaphore").and_then(num).unwrap_or(0) != 0;
             Ok(FileKind::EventFd { count, semaphore })
         }
@@ -47,6 +49,7 @@ pub fn classify(table: &mut FileTable, i: usize, what: &str) -> Result<FileKind>
                     .unwrap_or(0),
                 interval_ns: extra(table, i, "it_interval").and_then(timespec).ok_or_else(|| bad("a timerfd"))?,
                 value_ns: extra(table, i, "it_value").and_then(timespec).ok_or_else(|| bad("a timerfd"))?,
+                ticks: extra(table, i, "ticks").and_then(num).unwrap_or(0),
             };
             Ok(FileKind::TimerFd(t))
         }

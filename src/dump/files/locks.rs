@@ -32,7 +32,9 @@ fn parse(line: &str) -> Option<Lock> {
     Some(Lock { kind, write, owner, start, len })
 }
 
-pub fn of(d: &Desc) -> Result<Vec<Lock>> {
+/// The locks held through description `d`; any refuses the dump unless
+/// `save` (--file-locks).
+pub fn of(d: &Desc, save: bool) -> Result<Vec<Lock>> {
     let mut out = Vec::new();
     for (k, v) in &d.info.extra {
         if k != "lock" {
@@ -43,6 +45,12 @@ pub fn of(d: &Desc) -> Result<Vec<Lock>> {
             pid,
             what: format!("fd {fd} holds a lock rckpt cannot restore ({v})"),
         })?;
+        if !save {
+            return Err(DumpError::Unsupported {
+                pid,
+                what: format!("fd {fd} holds a file lock ({}); dump with --file-locks to save it", v.trim()),
+            });
+        }
         if !out.contains(&l) {
             out.push(l);
         }

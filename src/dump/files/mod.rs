@@ -32,13 +32,17 @@ const O_CLOEXEC: u32 = libc::O_CLOEXEC as u32;
 pub struct FileOptions {
     /// Save established TCP connections (restored with TCP_REPAIR).
     pub tcp_established: bool,
-    /// Largest content of a memfd, shared memory or deleted file to save.
-    pub content_limit: u64,
+    /// Save file locks; without it a held lock refuses the dump.
+    pub file_locks: bool,
+    /// Save unix sockets connected outside the tree as externals.
+    pub ext_unix_sk: bool,
+    /// Largest deleted-but-open file whose content is saved.
+    pub ghost_limit: u64,
 }
 
 impl Default for FileOptions {
     fn default() -> Self {
-        FileOptions { tcp_established: false, content_limit: 1 << 30 }
+        FileOptions { tcp_established: false, file_locks: false, ext_unix_sk: false, ghost_limit: 1 << 20 }
     }
 }
 
@@ -63,6 +67,8 @@ pub struct FileTable {
     tables: Vec<(Pid, Vec<(i32, usize, bool)>)>,
     pidfds: HashMap<i32, OwnedFd>,
     pub opts: FileOptions,
+    /// Contents saved for mappings, before the descriptions are classified.
+    ctx: Ctx,
 }
 
 /// What `finish` makes of the table.
@@ -119,6 +125,11 @@ impl FileTable {
         Ok(())
     }
 
+    /// The content index of shared memory mapped by VMA `v` of `pid`.
+    pub fn shared_mapping(&mut self, pid: Pid, at: Pid, v: &crate::proc::maps::Vma) -> Result<u32> {
+        content::mapping(&mut self.ctx, pid, at, v)
+    }
+
     /// A duplicate of a tree task's descriptor, taken with pidfd_getfd (the task
     /// is frozen; its own fd table is left as it is).
     pub(crate) fn dup(&mut self, at: Pid, fd: i32) -> Result<OwnedFd> {
@@ -134,14 +145,14 @@ impl FileTable {
 
     /// Classifies every description, now that the whole tree is listed.
     pub fn finish(mut self) -> Result<Saved> {
-        let mut ctx = Ctx::default();
+        let mut ctx = std::mem::take(&mut self.ctx);
         let pipes = pipe::Pipes::survey(&self.descs);
         let sockets = socket::Survey::new(&self.descs)?;
         let mut files = Vec::with_capacity(self.descs.len());
         for i in 0..self.descs.len() {
             let kind = self.classify(i, &pipes, &sockets, &mut ctx)?;
             let d = &self.descs[i];
-            let locks = locks::of(d)?;
+            let locks = locks::of(d, self.opts.file_locks)?;
             files.push(FileDesc { id: i as u32, flags: d.info.flags & !O_CLOEXEC, kind, locks });
         }
         // Socket peers are file ids, known only now.

@@ -114,9 +114,18 @@ fn unix(table: &mut FileTable, i: usize, u: &UnixDiag, s: &Survey, ctx: &mut Ctx
         let peer = s.unix.get(&u.peer);
         match (stype, peer.and_then(|p| p.name.clone())) {
             (SockType::Dgram, Some(n)) => peer_name = Some(n),
+            _ if !table.opts.ext_unix_sk => {
+                return Err(refuse(
+                    pid,
+                    fd,
+                    format_args!(
+                        "a unix socket connected to a peer outside the tree (socket:[{ino}]); dump with --ext-unix-sk to bind it at restore with --inherit-fd"
+                    ),
+                ));
+            }
             _ => {
                 // A connection to a socket outside the tree: bound at restore to
-                // one of rckpt's own (--inherit-fd) if the user asks.
+                // one of rckpt's own (--inherit-fd).
                 let key = format!("socket:[{ino}]");
                 ctx.external(&key, ExternalKind::Pipe);
                 return Ok(FileKind::External { key });

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, SealFlag, fcntl};
-use rckpt_images::files::{Content, FileDesc, FileKind, FilesImage, Lock, LockKind};
+use rckpt_images::files::{Content, ContentOrigin, FileDesc, FileKind, FilesImage, Lock, LockKind};
 
 use super::socket;
 use crate::restore::{RestoreError, Result};
@@ -95,45 +95,23 @@ impl<'a> Makers<'a> {
                 fd
             }
             FileKind::SignalFd { mask } => crate::sys::files::signalfd(*mask)?,
-            FileKind::TimerFd(t) => crate::sys::files::timerfd(t.clock, t.interval_ns, t.value_ns)?,
+            FileKind::TimerFd(t) => crate::sys::files::timerfd(t.clock, t.interval_ns, t.value_ns, t.ticks)?,
             FileKind::Inotify { watches } => {
                 let fd = crate::sys::files::inotify()?;
                 for w in watches {
                     crate::sys::files::inotify_watch_at(&fd, w.wd, &w.path, w.mask)
                         .map_err(|e| RestoreError::Mismatch(format!("inotify watch {} on {}: {e}", w.wd, w.path)))?;
                 }
+                // The placeholders' IN_IGNORED events; the saved queue is not
+                // kept (reading it would consume it).
+                let mut sink = std::fs::File::from(fd.try_clone().map_err(io("duplicate", "inotify"))?);
+                let mut buf = [0u8; 4096];
+                while matches!(sink.read(&mut buf), Ok(n) if n > 0) {}
                 fd
             }
             FileKind::Epoll { .. } => crate::sys::files::epoll()?,
-            FileKind::Memfd { name, seals, pos, content } => {
-                let fd = match self.contents.get(content) {
-                    Some(held) => reopen(held, d.flags)?,
-                    None => {
-                        let fd = crate::sys::files::memfd(name)?;
-                        self.fill(&fd, *content)?;
-                        if *seals != 0 {
-                            fcntl(&fd, FcntlArg::F_ADD_SEALS(SealFlag::from_bits_truncate(*seals as i32)))
-                                .map_err(sys("seal a memfd"))?;
-                        }
-                        let first = reopen(&fd, d.flags)?;
-                        self.contents.insert(*content, fd);
-                        first
-                    }
-                };
-                seek(&fd, *pos)?;
-                fd
-            }
-            FileKind::Deleted { path, mode, pos, content } => {
-                let fd = match self.contents.get(content) {
-                    Some(held) => reopen(held, d.flags)?,
-                    None => {
-                        let fd = unlinked_file(path, *mode)?;
-                        self.fill(&fd, *content)?;
-                        let first = reopen(&fd, d.flags)?;
-                        self.contents.insert(*content, fd);
-                        first
-                    }
-                };
+            FileKind::Memfd { pos, content } | FileKind::Deleted { pos, content } => {
+                let fd = reopen(self.content_fd(*content)?, d.flags)?;
                 seek(&fd, *pos)?;
                 fd
             }
@@ -191,6 +169,28 @@ impl<'a> Makers<'a> {
         Ok(f.into())
     }
 
+    /// The object holding content `c`, made and filled the first time: a memfd
+    /// (sealed as saved), shared anonymous memory, or an unlinked file.
+    pub fn content_fd(&mut self, c: u32) -> Result<&OwnedFd> {
+        if !self.contents.contains_key(&c) {
+            let meta: &Content = &self.image.contents[c as usize];
+            let fd = match &meta.origin {
+                ContentOrigin::Memfd { name, .. } => crate::sys::files::memfd(name)?,
+                ContentOrigin::SharedAnon => crate::sys::files::shared_anon(meta.size)?,
+                ContentOrigin::Deleted { path, mode } => unlinked_file(path, *mode)?,
+            };
+            self.fill(&fd, c)?;
+            if let ContentOrigin::Memfd { seals, .. } = meta.origin
+                && seals != 0
+            {
+                fcntl(&fd, FcntlArg::F_ADD_SEALS(SealFlag::from_bits_truncate(seals as i32)))
+                    .map_err(sys("seal a memfd"))?;
+            }
+            self.contents.insert(c, fd);
+        }
+        Ok(&self.contents[&c])
+    }
+
     /// Writes content `c` (from content-N.img, checked by its crc32c) into `fd`.
     fn fill(&self, fd: &OwnedFd, c: u32) -> Result<()> {
         let meta: &Content = &self.image.contents[c as usize];
@@ -206,8 +206,14 @@ impl<'a> Makers<'a> {
             });
         }
         let file = std::fs::File::from(fd.try_clone().map_err(io("duplicate", &name))?);
-        file.write_all_at(&data, 0).map_err(io("write content", &name))?;
-        file.set_len(meta.size).map_err(io("size content", &name))?;
+        if !matches!(meta.origin, ContentOrigin::SharedAnon) {
+            file.set_len(meta.size).map_err(io("size content", &name))?;
+        }
+        let mut at = 0usize;
+        for e in &meta.extents {
+            file.write_all_at(&data[at..at + e.len as usize], e.offset).map_err(io("write content", &name))?;
+            at += e.len as usize;
+        }
         Ok(())
     }
 }

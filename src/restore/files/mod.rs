@@ -3,6 +3,7 @@
 //! files its VMAs map, its executable and working directory, and the externals
 //! bound by the user. The trampoline moves them into place.
 
+use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
@@ -29,6 +30,8 @@ pub struct FdSetup {
     /// Keep index of each open file description already opened, so descriptions
     /// shared by several fds or processes stay shared.
     opened: Vec<(u32, i32)>,
+    /// Keep index of each content of shared memory already kept.
+    content_keep: HashMap<u32, i32>,
 }
 
 /// One task's share of the kept descriptors.
@@ -40,6 +43,8 @@ pub struct TaskFds {
     pub cwd: i32,
     /// Keep index of each mapped file of the mm image (-1 when not mapped).
     pub mapped: Vec<i32>,
+    /// Keep index of each content of shared memory the task maps.
+    pub shared: HashMap<u32, i32>,
     /// Epoll registrations the task makes with its own fd numbers.
     pub epoll: Vec<BlobEpoll>,
     /// POSIX locks the task takes again (they belong to a process).
@@ -144,6 +149,7 @@ fn open_task(
         exe: -1,
         cwd: -1,
         mapped: vec![-1; mm.files.len()],
+        shared: HashMap::new(),
         epoll: Vec::new(),
         locks: Vec::new(),
     };
@@ -207,6 +213,22 @@ fn open_task(
             return Err(RestoreError::Mismatch(format!("mapped file {} changed size", f.path)));
         }
         t.mapped[i] = s.push(file.into());
+    }
+    for v in &mm.vmas {
+        if let VmaKind::Shared { content, .. } = v.kind
+            && !t.shared.contains_key(&content)
+        {
+            let k = match s.content_keep.get(&content) {
+                Some(k) => *k,
+                None => {
+                    let fd = makers.content_fd(content)?.try_clone().map_err(io("duplicate", "shared memory"))?;
+                    let k = s.push(fd);
+                    s.content_keep.insert(content, k);
+                    k
+                }
+            };
+            t.shared.insert(content, k);
+        }
     }
     if let Some(e) = mm.exe {
         let f = &mm.files[e as usize];

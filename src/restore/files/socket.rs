@@ -76,7 +76,8 @@ fn bind_name(fd: &OwnedFd, name: &[u8]) -> Result<()> {
         let path = String::from_utf8_lossy(name.split(|b| *b == 0).next().unwrap_or(name)).into_owned();
         if let Ok(md) = std::fs::symlink_metadata(&path) {
             use std::os::unix::fs::FileTypeExt;
-            if md.file_type().is_socket() {
+            // Only a socket file nobody listens on any more.
+            if md.file_type().is_socket() && std::os::unix::net::UnixStream::connect(&path).is_err() {
                 let _ = std::fs::remove_file(&path);
             }
         }
