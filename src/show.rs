@@ -117,6 +117,10 @@ pub fn show(dir: &Path) -> Result<String> {
                     };
                     format!("inet{} {:?} socket port {} {state}", if i.family == 2 { "" } else { "6" }, i.stype, i.port)
                 }
+                FileKind::Pty { pty, master } => {
+                    let p = &set.files.ptys[*pty as usize];
+                    format!("pty {} ({}, was /dev/pts/{})", pty, if *master { "master" } else { "slave" }, p.index)
+                }
                 FileKind::EventFd { count, .. } => format!("eventfd (count {count})"),
                 FileKind::Epoll { items, .. } => format!("epoll ({} fds)", items.len()),
                 FileKind::SignalFd { mask } => format!("signalfd (mask {mask:#x})"),

@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -42,9 +42,8 @@ fn read_until(master: &OwnedFd, want: &str) -> Vec<String> {
 #[test]
 fn a_task_on_a_terminal_is_restored_onto_rckpts_terminal_with_shell_job() {
     let (m1, s1) = pty();
-    let bin = workload_bin("blocking");
+    let bin = workload_bin("ttyecho");
     let mut child = Command::new(&bin)
-        .args(["pause", "restored"])
         .stdin(Stdio::from(s1.try_clone().unwrap()))
         .stdout(Stdio::from(s1.try_clone().unwrap()))
         .stderr(Stdio::from(s1))
@@ -74,9 +73,38 @@ fn a_task_on_a_terminal_is_restored_onto_rckpts_terminal_with_shell_job() {
         .unwrap();
     read_until(&m2, "rckpt: restored");
     signal(pid, libc::SIGUSR2);
+    read_until(&m2, "PROMPT");
+    // It reads its new terminal too.
+    std::fs::File::from(m2.try_clone().unwrap()).write_all(b"hello from the test\n").unwrap();
     let seen = read_until(&m2, "PASSED");
+    assert!(seen.iter().any(|l| l == "ECHO hello from the test"), "{seen:?}");
     assert!(seen.iter().all(|l| !l.starts_with("FAIL")), "{seen:?}");
     let st = wait_child(&mut r, Duration::from_secs(10)).unwrap();
     assert!(st.success(), "{st:?}");
     let _ = m1.as_raw_fd();
+}
+
+#[test]
+fn a_pty_made_inside_the_tree_comes_back_with_its_settings_session_and_foreground_group() {
+    let mut w = Workload::spawn("pty", &[]);
+    assert_eq!(tree_pids(w.pid).len(), 3);
+    let img = TempDir::new("pty");
+    dump_ok(w.pid, img.path(), &[]);
+    w.wait_gone();
+    let mut r = Restore::spawn(img.path(), &["--inherit-fd", &w.inherit_stdout()]);
+    assert_eq!(r.pid, w.pid);
+    trigger_tree(r.pid);
+    let (st, lines) = r.finish();
+    assert_passed(st, &lines);
+    assert_eq!(lines.iter().filter(|l| l.starts_with("PASSED")).count(), 3, "{lines:?}");
+}
+
+#[test]
+fn a_pty_made_inside_the_tree_survives_leave_running() {
+    let mut w = Workload::spawn("pty", &[]);
+    let img = TempDir::new("pty-lr");
+    dump_ok(w.pid, img.path(), &["--leave-running"]);
+    trigger_tree(w.pid);
+    let (st, lines) = w.trigger_and_finish();
+    assert_passed(st, &lines);
 }

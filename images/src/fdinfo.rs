@@ -16,6 +16,21 @@ pub struct FdTable {
     pub pid: i32,
     /// Sorted by fd.
     pub fds: Vec<FdEntry>,
+    /// A pty of the tree that is the task's controlling terminal, where the
+    /// task is the one to set it up again.
+    pub tty: Option<TaskTty>,
+}
+
+/// What a task does with its controlling terminal, a pty of the tree
+/// (`pty` indexes the files image's `ptys`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskTty {
+    pub pty: u32,
+    /// The session leader: makes it its controlling terminal (TIOCSCTTY).
+    pub leader: bool,
+    /// The leader of the foreground process group: makes its group the
+    /// foreground one (TIOCSPGRP).
+    pub foreground: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,6 +14,21 @@ pub struct FilesImage {
     pub pipes: Vec<PipeData>,
     /// Contents of memfds, shared anonymous memory and deleted files.
     pub contents: Vec<Content>,
+    /// Pseudo-terminal pairs whose master the tree holds.
+    pub ptys: Vec<PtyData>,
+}
+
+/// A pseudo-terminal pair, made again with a new index (the kernel picks it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PtyData {
+    /// Its /dev/pts number when dumped.
+    pub index: u32,
+    /// The slave's struct termios2, raw.
+    pub termios: Vec<u8>,
+    /// rows, cols, xpixel, ypixel.
+    pub winsize: [u16; 4],
+    /// Packet mode on the master (TIOCPKT).
+    pub packet: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +83,11 @@ pub enum FileKind {
         pos: u64,
         content: u32,
     },
+    /// One side of a pty of the tree (`pty` indexes `ptys`).
+    Pty {
+        pty: u32,
+        master: bool,
+    },
     /// A regular file unlinked while open: recreated unlinked with its content
     /// (of origin Deleted).
     Deleted {
@@ -117,6 +137,9 @@ pub struct ContentExtent {
     pub offset: u64,
     pub len: u64,
 }
+
+/// Size of the kernel's struct termios2 on x86_64.
+pub const PTY_TERMIOS_LEN: usize = 44;
 
 pub fn content_file_name(index: usize) -> String {
     format!("content-{index}.img")
@@ -256,6 +279,17 @@ impl FilesImage {
                 format!("pipe of {} bytes holding {}", p.size, p.data.len())
             })?;
         }
+        let mut masters = vec![0usize; self.ptys.len()];
+        for f in &self.files {
+            if let FileKind::Pty { pty, master: true } = f.kind
+                && let Some(m) = masters.get_mut(pty as usize)
+            {
+                *m += 1;
+            }
+        }
+        for (i, p) in self.ptys.iter().enumerate() {
+            check(p.termios.len() == PTY_TERMIOS_LEN, || format!("pty {i}: termios of {} bytes", p.termios.len()))?;
+        }
         for (i, c) in self.contents.iter().enumerate() {
             check(c.extents.len() <= 1 << 20, || format!("content {i}: too many extents"))?;
             let mut end = 0u64;
@@ -342,6 +376,13 @@ impl FilesImage {
                         prev = w.wd;
                         crate::check_abs_path(&w.path)?;
                     }
+                }
+                FileKind::Pty { pty, master } => {
+                    check((*pty as usize) < self.ptys.len(), || format!("file {id}: pty {pty}"))?;
+                    let masters = masters[*pty as usize];
+                    check(masters == 1 || (!master && masters == 0), || {
+                        format!("file {id}: pty {pty} has {masters} masters")
+                    })?;
                 }
                 FileKind::Memfd { content: c, .. } => {
                     content(*c)?;

@@ -200,6 +200,11 @@ impl ImageSet {
                 .ok_or_else(|| ImageError::Invalid(format!("no fdinfo image for task {pid}")))?;
             check(fdt.pid == pid, || format!("fdinfo image of task {pid} says {}", fdt.pid))?;
             fdt.validate(self.files.files.len())?;
+            if let Some(tty) = &fdt.tty {
+                check((tty.pty as usize) < self.files.ptys.len(), || {
+                    format!("task {pid}: controlling pty {}", tty.pty)
+                })?;
+            }
         }
         for (i, c) in self.files.contents.iter().enumerate() {
             let name = files::content_file_name(i);

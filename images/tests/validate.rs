@@ -1082,7 +1082,7 @@ fn a_single_task_image_validates() {
 #[test]
 fn files_image_alone() {
     // FilesImage::validate on its own: empty is fine, ids must count up.
-    FilesImage { files: vec![], pipes: vec![], contents: vec![] }.validate().unwrap();
+    FilesImage { files: vec![], pipes: vec![], contents: vec![], ptys: vec![] }.validate().unwrap();
     let mut f = files_image();
     f.files[4].id = 3;
     assert_invalid(f.validate(), &["file id 3 at index 4"]);

@@ -29,6 +29,7 @@ pub const SYS_READ: i64 = 0;
 pub const SYS_WRITE: i64 = 1;
 pub const SYS_CLOSE: i64 = 3;
 pub const SYS_MMAP: i64 = 9;
+pub const SYS_IOCTL: i64 = 16;
 pub const SYS_MPROTECT: i64 = 10;
 pub const SYS_MUNMAP: i64 = 11;
 pub const SYS_BRK: i64 = 12;

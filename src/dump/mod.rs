@@ -187,7 +187,17 @@ fn save(
         file_table.add_process(t.pid, t.threads[0])?;
         states.push(state);
     }
-    let files_saved = file_table.finish()?;
+    let mut files_saved = file_table.finish()?;
+    // Controlling terminals that are ptys of the tree: set up again by the
+    // session leader and the foreground group's leader.
+    let live_pids: Vec<i32> = states.iter().map(|s| s.pid.as_raw()).collect();
+    for (st, t) in states.iter().zip(tasks.iter().filter(|t| !t.is_zombie())) {
+        let s = crate::proc::stat(t.threads[0])?;
+        let tty = files_saved.controlling_tty(st.pid, (st.sid, st.pgid), s.tty_nr, s.tpgid, &live_pids)?;
+        if let Some(table) = files_saved.fdtables.iter_mut().find(|f| f.pid == st.pid.as_raw()) {
+            table.tty = tty;
+        }
+    }
     // A session or group whose leader is gone is rebuilt at restore by a helper
     // task with the leader's pid, which creates the root inside it. Below the
     // root, tasks must be in their parent's session (or lead their own).

@@ -34,6 +34,7 @@ pub const STEP_CHILDREN: u32 = 19;
 pub const STEP_THREADS: u32 = 20;
 pub const STEP_EPOLL: u32 = 21;
 pub const STEP_LOCKS: u32 = 22;
+pub const STEP_TTY: u32 = 23;
 pub const STEP_START: u32 = 1;
 pub const STEP_SESSION: u32 = 17;
 pub const STEP_FDS: u32 = 2;
@@ -75,6 +76,7 @@ pub fn step_name(step: u32) -> &'static str {
         STEP_CHILDREN => "create child processes",
         STEP_EPOLL => "register fds with epoll",
         STEP_LOCKS => "take POSIX locks",
+        STEP_TTY => "set the controlling terminal",
         STEP_THREADS => "create threads",
         _ => "unknown step",
     }
@@ -121,6 +123,11 @@ pub struct BlobLock {
     /// 0: to the end of the file.
     pub len: u64,
 }
+
+/// Make it the controlling terminal (the session leader).
+pub const TTY_OP_SCTTY: u32 = 1;
+/// Make the task's group the foreground one.
+pub const TTY_OP_FOREGROUND: u32 = 2;
 
 pub const MADV_BIT_DONTFORK: u32 = 1 << 0;
 pub const MADV_BIT_DONTDUMP: u32 = 1 << 1;
@@ -362,6 +369,9 @@ pub struct RestoreArgs {
     pub epoll: u64,
     pub nr_locks: u64,
     pub locks: u64,
+    /// TTY_OP_*: what to do with kept fd `tty_keep`, the controlling terminal.
+    pub tty_op: u32,
+    pub tty_keep: i32,
     /// Kept fds (-1 when absent).
     pub pages_keep: i32,
     pub exe_keep: i32,

@@ -525,6 +525,8 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
                 epoll: epoll_addr,
                 nr_locks: tf.locks.len() as u64,
                 locks: locks_addr,
+                tty_op: tf.tty_op,
+                tty_keep: tf.tty_keep,
                 pages_keep: tf.pages,
                 // A child running its parent's executable inherits the exe link;
                 // setting it again would fail while inherited VMAs map the file.

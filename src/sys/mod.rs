@@ -14,6 +14,7 @@ pub mod pagemap;
 pub mod pidfd;
 pub mod pod;
 pub mod ptrace;
+pub mod pty;
 pub mod remote;
 pub mod signal;
 pub mod sock;

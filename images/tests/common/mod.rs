@@ -330,6 +330,7 @@ pub fn files_image() -> FilesImage {
         ],
         pipes: vec![],
         contents: vec![],
+        ptys: vec![],
     }
 }
 
@@ -342,6 +343,7 @@ pub fn fd_table(pid: i32) -> FdTable {
         } else {
             vec![e(0, 0, false), e(1, 1, false), e(2, 1, false)]
         },
+        tty: None,
     }
 }
 

@@ -8,6 +8,7 @@ mod anon;
 mod content;
 mod locks;
 mod pipe;
+mod pty;
 mod socket;
 
 use std::collections::HashMap;
@@ -78,6 +79,46 @@ pub struct Saved {
     pub externals: Vec<External>,
     /// Data of the contents, in `image.contents` order, for content-N.img.
     pub contents: Vec<ContentData>,
+    /// /dev/pts number of each pty of the tree -> index in `image.ptys`.
+    pub pty_index: HashMap<u32, u32>,
+}
+
+impl Saved {
+    /// The pty of the tree that is task `pid`'s controlling terminal, if any,
+    /// and what the task does to set it up again. `tty_nr` and `tpgid` as in
+    /// /proc/PID/stat; `sid` and `pgid` the task's.
+    pub fn controlling_tty(
+        &self,
+        pid: Pid,
+        ids: (i32, i32),
+        tty_nr: i32,
+        tpgid: i32,
+        live: &[i32],
+    ) -> Result<Option<rckpt_images::fdinfo::TaskTty>> {
+        let (sid, pgid) = ids;
+        // The kernel's encoding: major in bits 8-19, minor in bits 0-7 and 20-31.
+        let major = ((tty_nr as u32) >> 8) & 0xfff;
+        let minor = ((tty_nr as u32) & 0xff) | (((tty_nr as u32) >> 12) & 0xfff00);
+        if major != pty::SLAVE_MAJOR {
+            return Ok(None);
+        }
+        let Some(&p) = self.pty_index.get(&minor) else { return Ok(None) };
+        let refuse = |what: String| DumpError::Unsupported { pid, what };
+        if !live.contains(&sid) {
+            return Err(refuse(format!(
+                "its controlling terminal /dev/pts/{minor} is a pty of the tree, but its session leader {sid} is not in the tree"
+            )));
+        }
+        if tpgid > 0 && tpgid != sid && !live.contains(&tpgid) {
+            return Err(refuse(format!(
+                "the foreground group {tpgid} of its terminal /dev/pts/{minor} has no leader in the tree"
+            )));
+        }
+        let me = pid.as_raw();
+        let leader = me == sid;
+        let foreground = me == pgid && tpgid == pgid && !leader;
+        Ok((leader || foreground).then_some(rckpt_images::fdinfo::TaskTty { pty: p, leader, foreground }))
+    }
 }
 
 /// Character devices that hold no state worth saving: reopened by path.
@@ -148,9 +189,10 @@ impl FileTable {
         let mut ctx = std::mem::take(&mut self.ctx);
         let pipes = pipe::Pipes::survey(&self.descs);
         let sockets = socket::Survey::new(&self.descs)?;
+        let ptys = pty::Ptys::survey(&self.descs);
         let mut files = Vec::with_capacity(self.descs.len());
         for i in 0..self.descs.len() {
-            let kind = self.classify(i, &pipes, &sockets, &mut ctx)?;
+            let kind = self.classify(i, &pipes, &sockets, &ptys, &mut ctx)?;
             let d = &self.descs[i];
             let locks = locks::of(d, self.opts.file_locks)?;
             files.push(FileDesc { id: i as u32, flags: d.info.flags & !O_CLOEXEC, kind, locks });
@@ -163,18 +205,27 @@ impl FileTable {
             .map(|(pid, t)| FdTable {
                 pid: pid.as_raw(),
                 fds: t.iter().map(|&(fd, idx, cloexec)| FdEntry { fd, file: idx as u32, cloexec }).collect(),
+                tty: None,
             })
             .collect();
         let (contents, data) = ctx.contents.into_iter().unzip();
         Ok(Saved {
-            image: FilesImage { files, pipes: ctx.pipes, contents },
+            pty_index: ctx.pty_index,
+            image: FilesImage { files, pipes: ctx.pipes, contents, ptys: ctx.ptys },
             fdtables,
             externals: ctx.externals,
             contents: data,
         })
     }
 
-    fn classify(&mut self, i: usize, pipes: &pipe::Pipes, sockets: &socket::Survey, ctx: &mut Ctx) -> Result<FileKind> {
+    fn classify(
+        &mut self,
+        i: usize,
+        pipes: &pipe::Pipes,
+        sockets: &socket::Survey,
+        ptys: &pty::Ptys,
+        ctx: &mut Ctx,
+    ) -> Result<FileKind> {
         let (pid, at, fd) = self.descs[i].first();
         let link = self.descs[i].info.link.clone();
         if link.starts_with("pipe:[") {
@@ -215,6 +266,9 @@ impl FileTable {
             FileType::Directory
         } else if ft.is_char_device() {
             let (maj, min) = (nix::sys::stat::major(md.rdev()) as u32, nix::sys::stat::minor(md.rdev()) as u32);
+            if let Some(kind) = pty::classify(self, i, maj, min, ptys, ctx)? {
+                return Ok(kind);
+            }
             if is_tty(maj) {
                 let key = format!("tty[{:x}:{:x}]", md.rdev(), md.dev());
                 ctx.external(&key, ExternalKind::Tty);
@@ -248,6 +302,9 @@ pub(crate) struct Ctx {
     /// Pipe inode -> index in `pipes`.
     pub pipe_index: HashMap<u64, u32>,
     pub contents: Vec<(rckpt_images::files::Content, ContentData)>,
+    pub ptys: Vec<rckpt_images::files::PtyData>,
+    /// Index of a pty (its /dev/pts number) -> index in `ptys`.
+    pub pty_index: HashMap<u32, u32>,
     /// (dev, ino) of a file whose content is saved -> index in `contents`.
     pub content_index: HashMap<(u64, u64), u32>,
 }

@@ -30,6 +30,8 @@ const O_CLOEXEC: u64 = 0o2000000;
 const SS_DISABLE: i32 = 2;
 const FUTEX_WAIT: u64 = 0;
 const EPOLL_CTL_ADD: u64 = 1;
+const TIOCSCTTY: u64 = 0x540e;
+const TIOCSPGRP: u64 = 0x5410;
 const F_SETLK: u64 = 6;
 const F_RDLCK: i64 = 0;
 const F_WRLCK: i64 = 1;
@@ -251,6 +253,16 @@ unsafe extern "C" fn task_main(a: *const RestoreArgs) -> ! {
             ev[..4].copy_from_slice(&e.events.to_ne_bytes());
             ev[4..].copy_from_slice(&e.data.to_ne_bytes());
             rep.ck(sc(SYS_EPOLL_CTL, &[e.epfd as u64, EPOLL_CTL_ADD, e.tfd as u64, ev.as_ptr() as u64]));
+        }
+        // Before any child exists, so that they inherit it.
+        if a.tty_op & TTY_OP_SCTTY != 0 {
+            rep.step(STEP_TTY, 1);
+            rep.ck(sc(SYS_IOCTL, &[kept(a.tty_keep), TIOCSCTTY, 0]));
+        }
+        if a.tty_op & TTY_OP_FOREGROUND != 0 {
+            rep.step(STEP_TTY, 2);
+            let pgrp: i32 = a.pid;
+            rep.ck(sc(SYS_IOCTL, &[kept(a.tty_keep), TIOCSPGRP, &raw const pgrp as u64]));
         }
 
         // 3. Memory: nothing but this area, then every saved VMA.

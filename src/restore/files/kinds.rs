@@ -59,6 +59,8 @@ pub struct Makers<'a> {
     pub(super) pending: HashMap<u32, OwnedFd>,
     /// Content index -> the file holding it.
     contents: HashMap<u32, OwnedFd>,
+    /// Pty index -> its master (until handed out), a master and a slave held.
+    ptys: HashMap<u32, (Option<OwnedFd>, OwnedFd, OwnedFd)>,
 }
 
 impl<'a> Makers<'a> {
@@ -70,6 +72,7 @@ impl<'a> Makers<'a> {
             fifos: HashMap::new(),
             pending: HashMap::new(),
             contents: HashMap::new(),
+            ptys: HashMap::new(),
         }
     }
 
@@ -110,6 +113,7 @@ impl<'a> Makers<'a> {
                 fd
             }
             FileKind::Epoll { .. } => crate::sys::files::epoll()?,
+            FileKind::Pty { pty, master } => self.pty_side(*pty, *master, d.flags)?,
             FileKind::Memfd { pos, content } | FileKind::Deleted { pos, content } => {
                 let fd = reopen(self.content_fd(*content)?, d.flags)?;
                 seek(&fd, *pos)?;
@@ -167,6 +171,29 @@ impl<'a> Makers<'a> {
             .open(path)
             .map_err(io("open FIFO", path))?;
         Ok(f.into())
+    }
+
+    /// A side of pty `p`, the pair made the first time with the saved settings
+    /// (the slave held meanwhile, so that they stay).
+    pub fn pty_side(&mut self, p: u32, master: bool, flags: u32) -> Result<OwnedFd> {
+        use crate::sys::pty;
+        if !self.ptys.contains_key(&p) {
+            let data = &self.image.ptys[p as usize];
+            let m = pty::open_pair()?;
+            let s = pty::peer(m.as_fd(), libc::O_RDWR)?;
+            pty::set_termios(s.as_fd(), &data.termios)?;
+            pty::set_winsize(s.as_fd(), data.winsize)?;
+            if data.packet {
+                pty::set_packet_mode(m.as_fd(), true)?;
+            }
+            let hold = m.try_clone().map_err(io("duplicate", "pty master"))?;
+            self.ptys.insert(p, (Some(m), hold, s));
+        }
+        let e = self.ptys.get_mut(&p).expect("made above");
+        if master {
+            return e.0.take().ok_or_else(|| RestoreError::Invalid(format!("pty {p}: a second master")));
+        }
+        Ok(pty::peer(e.1.as_fd(), flags as i32)?)
     }
 
     /// The object holding content `c`, made and filled the first time: a memfd

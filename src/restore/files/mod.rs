@@ -16,7 +16,7 @@ use rckpt_images::mm::{VmaKind, vmflags};
 mod kinds;
 mod socket;
 
-use super::abi::{BlobEpoll, BlobLock, InstallFd};
+use super::abi::{BlobEpoll, BlobLock, InstallFd, TTY_OP_FOREGROUND, TTY_OP_SCTTY};
 use super::{RestoreError, RestoreOptions, Result};
 use crate::sys::creds::FsCreds;
 
@@ -49,6 +49,9 @@ pub struct TaskFds {
     pub epoll: Vec<BlobEpoll>,
     /// POSIX locks the task takes again (they belong to a process).
     pub locks: Vec<BlobLock>,
+    /// TTY_OP_* on kept fd `tty_keep` (a pty slave of the tree).
+    pub tty_op: u32,
+    pub tty_keep: i32,
 }
 
 impl FdSetup {
@@ -152,7 +155,14 @@ fn open_task(
         shared: HashMap::new(),
         epoll: Vec::new(),
         locks: Vec::new(),
+        tty_op: 0,
+        tty_keep: -1,
     };
+    if let Some(tty) = &fdt.tty {
+        let slave = makers.pty_side(tty.pty, false, libc::O_RDWR as u32)?;
+        t.tty_keep = s.push(slave);
+        t.tty_op = if tty.leader { TTY_OP_SCTTY } else { 0 } | if tty.foreground { TTY_OP_FOREGROUND } else { 0 };
+    }
 
     let c = &core.threads[0].creds;
     let _as_task = FsCreds::switch(c.uid[3], c.gid[3], &c.groups)?;
