@@ -113,14 +113,23 @@ pub struct Workload {
 
 impl Workload {
     pub fn spawn(name: &str, args: &[&str]) -> Workload {
-        let bin = workload_bin(name);
-        let mut child = Command::new(&bin)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut cmd = Command::new(workload_bin(name));
+        cmd.args(args);
+        Workload::command(cmd)
+    }
+
+    /// Runs any program that prints "READY <pid>" once it is set up.
+    pub fn command(mut cmd: Command) -> Workload {
+        // Nothing inherited from the test process but stdio (cargo's jobserver
+        // pipes would be externals of the image).
+        // SAFETY: close_range is async-signal-safe.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::syscall(libc::SYS_close_range, 3, u32::MAX, 0);
+                Ok(())
+            });
+        }
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let stdout_ino =
             std::fs::metadata(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&stdout))).unwrap().ino();
