@@ -38,10 +38,17 @@ pub fn check() -> (String, bool) {
         vdso.map(|(v, c, b)| format!("[vvar] {v} B, [vvar_vclock] {c} B, [vdso] {} B", b.len()))
             .unwrap_or_else(|e| e.to_string()),
     ));
-    let caps = crate::proc::thread_status(me, me).map(|s| s.capeff).unwrap_or(0);
+    let status = crate::proc::thread_status(me, me).ok();
+    let caps = status.as_ref().map(|s| s.capeff).unwrap_or(0);
     let has = |c: u32| caps & (1u64 << c) != 0;
     rows.push(("CAP_SYS_PTRACE (trace other users' tasks)", has(19), String::new()));
     rows.push(("CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN (set_tid, exe link)", has(40) || has(21), String::new()));
+    let own_seccomp = status.and_then(|s| s.seccomp).unwrap_or(0);
+    rows.push((
+        "CAP_SYS_ADMIN, not under seccomp (seccomp filters: PTRACE_O_SUSPEND_SECCOMP, PTRACE_SECCOMP_GET_FILTER)",
+        has(21) && own_seccomp == 0,
+        if own_seccomp != 0 { format!("rckpt runs in seccomp mode {own_seccomp}") } else { String::new() },
+    ));
     let yama = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").ok().map(|s| s.trim().to_string());
     rows.push((
         "ptrace allowed (yama ptrace_scope < 3)",

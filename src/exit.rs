@@ -56,6 +56,7 @@ impl Exit {
         match e {
             E::Unsupported { .. } | E::Refused { .. } => Exit::Unsupported,
             E::NoTask(_) => Exit::NoTask,
+            E::Privilege { .. } => Exit::Permission,
             E::BadImageDir { .. } => Exit::Usage,
             E::Sys(SysError::Timeout { .. }) => Exit::Timeout,
             E::Sys(SysError::Task { errno: nix::errno::Errno::EPERM, .. }) => Exit::Permission,

@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod arch;
+pub mod archive;
 pub mod blob;
 pub mod check;
 pub mod demo;
@@ -15,6 +16,7 @@ pub mod exit;
 pub mod fault;
 pub mod parasite;
 pub mod proc;
+pub mod progress;
 pub mod restore;
 pub mod show;
 #[allow(unsafe_code)]

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::seccomp::{Seccomp, SeccompFilter};
 use crate::{ImageError, check};
 
 pub fn file_name(pid: i32) -> String {
@@ -35,6 +36,9 @@ pub struct TaskCore {
     pub cwd: String,
     pub root: String,
     pub prctl: Prctl,
+    /// Every distinct seccomp filter of the process's threads (see
+    /// [`crate::seccomp`]): threads that shared a filter share its entry.
+    pub seccomp_filters: Vec<SeccompFilter>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +57,7 @@ pub struct ThreadCore {
     pub tid_address: u64,
     pub creds: Creds,
     pub sched: Sched,
+    pub seccomp: Seccomp,
 }
 
 /// `struct user_regs_struct` of x86_64, field for field.
@@ -218,6 +223,8 @@ impl TaskCore {
         }
         check((0..=64).contains(&self.prctl.pdeath_signal), || format!("task {pid}: pdeath signal"))?;
         check((0..=1).contains(&self.prctl.dumpable), || format!("task {pid}: dumpable {}", self.prctl.dumpable))?;
+        let threads: Vec<(i32, Seccomp)> = self.threads.iter().map(|t| (t.tid, t.seccomp)).collect();
+        crate::seccomp::validate(pid, &self.seccomp_filters, &threads)?;
         Ok(())
     }
 }

@@ -200,11 +200,23 @@ pub struct TcpConn {
     pub unsent: u32,
     pub recv_queue: Vec<u8>,
     pub mss: u32,
+    /// Window scaling was negotiated (TCPI_OPT_WSCALE), with these shifts.
+    pub wscale: bool,
     pub snd_wscale: u8,
     pub rcv_wscale: u8,
     pub timestamps: bool,
     pub sack: bool,
+    /// struct tcp_repair_window: snd_wl1, snd_wnd, max_window, rcv_wnd, rcv_wup.
     pub window: [u32; 5],
+    /// TCP_TIMESTAMP, the connection's timestamp clock (with `timestamps`).
+    pub ts_val: u32,
+    /// SO_SNDBUF and SO_RCVBUF as the kernel reported them.
+    pub sndbuf: u32,
+    pub rcvbuf: u32,
+    /// The dump left an nftables rule (table inet rckpt) dropping the
+    /// connection's packets, so its peer outside the tree saw no reset while
+    /// it was down; restore removes it.
+    pub locked: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -353,6 +365,7 @@ impl FilesImage {
                         })?;
                         check(t.unsent as usize <= t.send_queue.len(), || format!("file {id}: unsent data"))?;
                         check(t.snd_wscale <= 14 && t.rcv_wscale <= 14, || format!("file {id}: window scale"))?;
+                        check(t.peer_port != 0 && t.mss > 0, || format!("file {id}: TCP peer port or MSS"))?;
                     }
                 }
                 FileKind::EventFd { count, .. } => check(*count < u64::MAX, || format!("file {id}: eventfd count"))?,

@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod mm;
 pub mod pages;
 pub mod pstree;
+pub mod seccomp;
 
 use std::collections::BTreeMap;
 

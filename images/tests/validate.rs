@@ -578,6 +578,98 @@ fn core_rlimits() {
 }
 
 #[test]
+fn core_seccomp_modes_and_references() {
+    use rckpt_images::seccomp::{MODE_DISABLED, MODE_FILTER, MODE_STRICT, Seccomp};
+    // Strict mode is refused at dump, so no image holds it.
+    refused(&["thread 1001: seccomp mode 1"], |s| {
+        root_core(s).threads[1].seccomp = Seccomp { mode: MODE_STRICT, filter: None }
+    });
+    refused(&["thread 1000: seccomp mode 2 with filter None"], |s| root_core(s).threads[0].seccomp.filter = None);
+    refused(&["thread 1000: seccomp mode 0 with filter Some(0)"], |s| {
+        root_core(s).threads[0].seccomp.mode = MODE_DISABLED
+    });
+    refused(&["thread 1001: seccomp filter 2"], |s| root_core(s).threads[1].seccomp.filter = Some(2));
+    refused(&["thread 1001: seccomp mode 3"], |s| root_core(s).threads[1].seccomp.mode = 3);
+    // A thread without filters next to one with them (created before they were installed).
+    accepted(|s| root_core(s).threads[0].seccomp = Seccomp::default());
+    accepted(|s| {
+        let c = root_core(s);
+        c.seccomp_filters.clear();
+        for t in &mut c.threads {
+            t.seccomp = Seccomp::default();
+        }
+    });
+    // Two chains that share nothing.
+    accepted(|s| {
+        let c = root_core(s);
+        c.seccomp_filters[1].prev = None;
+        c.threads[1].seccomp = Seccomp { mode: MODE_FILTER, filter: Some(1) };
+    });
+}
+
+#[test]
+fn core_seccomp_filters() {
+    use rckpt_images::seccomp::{BPF_MAXINSNS, MAX_FILTERS, MAX_INSNS_PER_PATH, SeccompFilter, SockFilter};
+    let allow = SockFilter { code: 0x06, jt: 0, jf: 0, k: 0x7fff_0000 };
+    // prev must name an older filter: no cycles, no forward links.
+    refused(&["task 1000: seccomp filter 1: previous filter 1 is not an older one"], |s| {
+        root_core(s).seccomp_filters[1].prev = Some(1)
+    });
+    refused(&["task 1000: seccomp filter 0: previous filter 1 is not an older one"], |s| {
+        root_core(s).seccomp_filters[0].prev = Some(1)
+    });
+    refused(&["task 1000: seccomp filter 1: flags 0x1"], |s| root_core(s).seccomp_filters[1].flags = 1);
+    // Program length: 1..=BPF_MAXINSNS.
+    refused(&["task 1000: seccomp filter 0: 0 instructions"], |s| root_core(s).seccomp_filters[0].insns.clear());
+    refused(&[&format!("task 1000: seccomp filter 0: {} instructions", BPF_MAXINSNS + 1)], |s| {
+        root_core(s).seccomp_filters[0].insns = vec![allow; BPF_MAXINSNS + 1]
+    });
+    accepted(|s| root_core(s).seccomp_filters[0].insns = vec![allow; BPF_MAXINSNS]);
+    // The program's structure: jumps inside it, a return last, loads inside seccomp_data.
+    refused(&["seccomp filter 0: instruction 1: jump past the end"], |s| {
+        root_core(s).seccomp_filters[0].insns[1].jt = 5
+    });
+    refused(&["seccomp filter 0: instruction 4: jump past the end"], |s| {
+        root_core(s).seccomp_filters[0].insns[4] = SockFilter { code: 0x05, jt: 0, jf: 0, k: 2 }
+    });
+    refused(&["seccomp filter 0: the last instruction is not a return"], |s| {
+        root_core(s).seccomp_filters[0].insns.push(SockFilter { code: 0x20, jt: 0, jf: 0, k: 0 })
+    });
+    for k in [64u32, 2, u32::MAX] {
+        refused(&["seccomp filter 1: instruction 0: load outside seccomp_data"], |s| {
+            root_core(s).seccomp_filters[1].insns[0].k = k
+        });
+    }
+    refused(&["seccomp filter 0: instruction 0: scratch memory slot"], |s| {
+        root_core(s).seccomp_filters[0].insns.insert(0, SockFilter { code: 0x02, jt: 0, jf: 0, k: 16 })
+    });
+    // The kernel's MAX_INSNS_PER_PATH: a chain of 8 full programs (8 * 4096 + 7 * 4)
+    // is one too long; a chain of 7 fits, and filters on other chains do not count.
+    refused(&["task 1000: seccomp filter 7: its chain is too long"], |s| {
+        let c = root_core(s);
+        c.seccomp_filters = (0..8u32)
+            .map(|i| SeccompFilter { prev: i.checked_sub(1), flags: 0, insns: vec![allow; BPF_MAXINSNS] })
+            .collect();
+        c.threads[1].seccomp.filter = Some(7);
+    });
+    const { assert!(8 * BPF_MAXINSNS + 7 * 4 > MAX_INSNS_PER_PATH && 7 * BPF_MAXINSNS + 6 * 4 <= MAX_INSNS_PER_PATH) };
+    accepted(|s| {
+        let c = root_core(s);
+        c.seccomp_filters = (0..8u32)
+            .map(|i| SeccompFilter { prev: i.checked_sub(1).filter(|_| i != 7), flags: 0, insns: vec![allow; 4096] })
+            .collect();
+        c.threads[1].seccomp.filter = Some(7);
+    });
+    // Bounds of the whole process.
+    refused(&[&format!("task 1000: {} seccomp filters", MAX_FILTERS + 1)], |s| {
+        root_core(s).seccomp_filters = vec![SeccompFilter { prev: None, flags: 0, insns: vec![allow] }; MAX_FILTERS + 1]
+    });
+    refused(&["task 1000: 266240 seccomp instructions"], |s| {
+        root_core(s).seccomp_filters = vec![SeccompFilter { prev: None, flags: 0, insns: vec![allow; 4096] }; 65]
+    });
+}
+
+#[test]
 fn core_dumpable() {
     for d in [-1, 2, 3, i32::MAX] {
         refused(&[&format!("task 1000: dumpable {d}")], |s| root_core(s).prctl.dumpable = d);

@@ -5,6 +5,7 @@
 use rckpt_images::core::{
     AltStack, Creds, ITimer, Prctl, RobustList, Rseq, Sched, SigAction, SigInfo, TaskCore, ThreadCore,
 };
+use rckpt_images::seccomp::SeccompFilter;
 
 use super::freeze::{Frozen, FrozenTask};
 use super::{DumpError, Result};
@@ -51,8 +52,11 @@ fn creds(pid: Pid, tid: Pid) -> Result<Creds> {
     })
 }
 
-fn thread(pid: Pid, t: &Tracee) -> Result<(ThreadCore, OrigState)> {
+fn thread(pid: Pid, t: &Tracee, filters: &mut Vec<SeccompFilter>) -> Result<(ThreadCore, OrigState)> {
     let tid = t.pid();
+    // First: a thread under seccomp is suspended from it before anything runs in it.
+    let mode = proc::thread_status(pid, tid)?.seccomp.unwrap_or(0);
+    let seccomp = super::seccomp::thread(pid, t, mode, filters)?;
     let regs_raw = t.regs()?;
     let xstate = t.xstate()?;
     let blocked = t.sigmask()?;
@@ -82,6 +86,7 @@ fn thread(pid: Pid, t: &Tracee) -> Result<(ThreadCore, OrigState)> {
         tid_address: 0,
         creds: creds(pid, tid)?,
         sched: Sched { nice: task::nice(tid)?, affinity: task::affinity(tid)?, timer_slack_ns: 0 },
+        seccomp,
     };
     Ok((core, OrigState { regs: regs_raw, xstate, sigmask: blocked }))
 }
@@ -112,9 +117,6 @@ pub fn collect(frozen: &mut Frozen, task: &FrozenTask) -> Result<TaskState> {
     // From a live thread: an exited leader's own stat shows no mm.
     let stat = proc::thread_stat(pid, first)?;
     let status = proc::thread_status(pid, first)?;
-    if status.seccomp.unwrap_or(0) != 0 {
-        return Err(DumpError::Unsupported { pid, what: "it runs under seccomp".into() });
-    }
     let cwd = proc::read_link(proc::path(first, "cwd"))?;
     let root = proc::read_link(proc::path(first, "root"))?;
     for (what, p) in [("working directory", &cwd), ("root directory", &root)] {
@@ -127,8 +129,9 @@ pub fn collect(frozen: &mut Frozen, task: &FrozenTask) -> Result<TaskState> {
     }
     let mut threads = Vec::new();
     let mut orig = Vec::new();
+    let mut seccomp_filters = Vec::new();
     for &tid in &task.threads {
-        let (c, o) = thread(pid, frozen.tracee(tid))?;
+        let (c, o) = thread(pid, frozen.tracee(tid), &mut seccomp_filters)?;
         threads.push(c);
         orig.push(o);
     }
@@ -146,6 +149,7 @@ pub fn collect(frozen: &mut Frozen, task: &FrozenTask) -> Result<TaskState> {
         cwd,
         root,
         prctl: Prctl::default(),
+        seccomp_filters,
     };
     Ok(TaskState {
         pid,

@@ -60,9 +60,13 @@ fn is_zombie_state(state: char) -> bool {
     state == 'Z' || state == 'X'
 }
 
+/// The options every thread is seized with; collecting a thread under seccomp
+/// adds PTRACE_O_SUSPEND_SECCOMP to them (see [`super::seccomp`]).
+pub const SEIZE_OPTIONS: u32 = opts::TRACESYSGOOD;
+
 /// Seizes and interrupts `tid` unless it has gone.
 fn seize(tid: Pid) -> Result<Option<Tracee>> {
-    match Tracee::seize(tid, opts::TRACESYSGOOD) {
+    match Tracee::seize(tid, SEIZE_OPTIONS) {
         Ok(t) => {
             t.interrupt()?;
             Ok(Some(t))
@@ -75,9 +79,20 @@ fn seize(tid: Pid) -> Result<Option<Tracee>> {
             if is_zombie_state(st) {
                 return Ok(None);
             }
-            Err(DumpError::Refused {
+            let tracer =
+                procfs::process::Process::new(tid.as_raw()).and_then(|p| p.status()).map(|s| s.tracerpid).unwrap_or(0);
+            if tracer != 0 {
+                return Err(DumpError::Refused {
+                    pid: tid,
+                    why: format!("it is traced by another process ({tracer}: another rckpt, a debugger)"),
+                });
+            }
+            // ptrace_may_access(): another user's task, or one that is not
+            // dumpable (PR_SET_DUMPABLE 0, a setuid program), needs CAP_SYS_PTRACE.
+            Err(DumpError::Privilege {
                 pid: tid,
-                why: "it is traced by another process (another rckpt, a debugger) or not ours to trace".into(),
+                cap: "CAP_SYS_PTRACE",
+                why: "it is not rckpt's to trace: it runs as another user or is not dumpable".into(),
             })
         }
         Err(e) => Err(e.into()),

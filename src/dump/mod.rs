@@ -8,6 +8,7 @@ pub mod files;
 pub mod freeze;
 pub mod mm;
 pub mod pages;
+pub mod seccomp;
 pub mod signals;
 pub mod write;
 
@@ -30,6 +31,9 @@ pub enum DumpError {
     NoTask(Pid),
     #[error("task {pid} cannot be dumped: {why}")]
     Refused { pid: Pid, why: String },
+    /// The dump needs a capability rckpt does not hold.
+    #[error("task {pid} cannot be dumped without {cap}: {why}")]
+    Privilege { pid: Pid, cap: &'static str, why: String },
     #[error("image directory {dir}: {why}")]
     BadImageDir { dir: PathBuf, why: &'static str },
     #[error("failed to {op} {path}: {source}")]
@@ -44,6 +48,8 @@ pub enum DumpError {
     Image(#[from] ImageError),
     #[error(transparent)]
     Fault(#[from] fault::Fault),
+    #[error(transparent)]
+    Netfilter(#[from] crate::sys::netfilter::NetfilterError),
 }
 
 pub type Result<T> = std::result::Result<T, DumpError>;
@@ -86,10 +92,11 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpReport> {
     let mut writer = write::ImageWriter::create(&opts.dir)?;
     fault::point("dump.freeze")?;
     let mut frozen = freeze::freeze(pid)?;
+    crate::progress::phase("dumping", frozen.tasks.iter().filter(|t| !t.is_zombie()).count() as u64, 0);
     let frozen_at = Instant::now();
     let mut deferred = Vec::new();
     let file_opts = opts.files;
-    let saved = match save(&mut frozen, &mut writer, &mut deferred, file_opts) {
+    let saved = match save(&mut frozen, &mut writer, &mut deferred, file_opts, opts.leave_running) {
         Ok(s) => s,
         Err(e) => {
             frozen.release(&deferred);
@@ -109,13 +116,18 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpReport> {
         images: Vec::new(),
         externals: saved.externals.clone(),
     };
+    // The rules blocking TCP connections go (dropping `tcp`) wherever the tree
+    // runs on.
+    let tcp = saved.tcp;
     if let Err(e) = fault::point("dump.before-inventory") {
+        drop(tcp);
         frozen.release(&deferred);
         return Err(e.into());
     }
     let image_bytes = match writer.finish(inv) {
         Ok(b) => b,
         Err(e) => {
+            drop(tcp);
             frozen.release(&deferred);
             return Err(e);
         }
@@ -123,8 +135,16 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpReport> {
     let pids = frozen.tasks.iter().map(|t| t.pid).collect();
     let frozen_for = frozen_at.elapsed();
     if opts.leave_running {
+        let r = tcp.resume();
         frozen.release(&deferred);
+        r?;
     } else {
+        // Killed in repair mode, the connections close without a word to
+        // their peers; the rules blocking them stay until restore.
+        if let Err(e) = tcp.keep() {
+            frozen.release(&deferred);
+            return Err(e);
+        }
         frozen.kill()?;
     }
     Ok(DumpReport {
@@ -140,6 +160,7 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpReport> {
 struct Saved {
     pages_bytes: u64,
     externals: Vec<inventory::External>,
+    tcp: files::TcpRepair,
 }
 
 /// Processes sharing what only threads share (an address space, the fd table,
@@ -168,6 +189,7 @@ fn save(
     writer: &mut write::ImageWriter,
     deferred: &mut Vec<(Pid, i32)>,
     file_opts: files::FileOptions,
+    leave_running: bool,
 ) -> Result<Saved> {
     let tasks = frozen.tasks.clone();
     let all_pids: Vec<i32> = tasks.iter().map(|t| t.pid.as_raw()).collect();
@@ -176,6 +198,7 @@ fn save(
     let mut states = Vec::new();
     let mut plans = Vec::new();
     let mut file_table = files::FileTable::new(file_opts);
+    file_table.leave_running = leave_running;
     for t in tasks.iter().filter(|t| !t.is_zombie()) {
         if let Some(pp) = t.ppid
             && let Some(parent) = tasks.iter().find(|p| p.pid == pp)
@@ -188,6 +211,7 @@ fn save(
         states.push(state);
     }
     let mut files_saved = file_table.finish()?;
+    let tcp = std::mem::take(&mut files_saved.tcp);
     // Controlling terminals that are ptys of the tree: set up again by the
     // session leader and the foreground group's leader.
     let live_pids: Vec<i32> = states.iter().map(|s| s.pid.as_raw()).collect();
@@ -285,6 +309,7 @@ fn save(
         pages_bytes += image.pages_len();
         writer.write_image(&rckpt_images::mm::file_name(t.pid.as_raw()), &image)?;
         writer.write_image(&rckpt_images::core::file_name(t.pid.as_raw()), &core::image(state))?;
+        crate::progress::task_done(t.pid.as_raw(), image.pages_len());
     }
 
     let mut entries = Vec::new();
@@ -332,7 +357,7 @@ fn save(
         let mut f = writer.create_file(&name, rckpt_images::Kind::Pages)?;
         f.write_all(data).map_err(|source| DumpError::Io { op: "write", path: name.into(), source })?;
     }
-    Ok(Saved { pages_bytes, externals: files::externals(files_saved.externals, &states, &all_pids) })
+    Ok(Saved { pages_bytes, externals: files::externals(files_saved.externals, &states, &all_pids), tcp })
 }
 
 impl freeze::Frozen {

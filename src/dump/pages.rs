@@ -188,6 +188,7 @@ pub fn dump(
             extents[*i].crc32c = c;
         }
         splice_out(&p, file, batch_off as i64, *batch_len)?;
+        crate::progress::bytes(*batch_len);
         batch.clear();
         *batch_len = 0;
         Ok(())
@@ -205,6 +206,7 @@ pub fn dump(
                 mem.read_exact(RemoteAddr(start + done as u64), &mut buf[..n])?;
                 crc = crc32c::crc32c_append(crc, &buf[..n]);
                 file.write_all_at(&buf[..n], ext_off + done as u64).map_err(io("write pages"))?;
+                crate::progress::bytes(n as u64);
                 done += n;
             }
             extents[i].crc32c = crc;

@@ -35,6 +35,7 @@ pub const STEP_THREADS: u32 = 20;
 pub const STEP_EPOLL: u32 = 21;
 pub const STEP_LOCKS: u32 = 22;
 pub const STEP_TTY: u32 = 23;
+pub const STEP_SECCOMP: u32 = 24;
 pub const STEP_START: u32 = 1;
 pub const STEP_SESSION: u32 = 17;
 pub const STEP_FDS: u32 = 2;
@@ -78,6 +79,7 @@ pub fn step_name(step: u32) -> &'static str {
         STEP_LOCKS => "take POSIX locks",
         STEP_TTY => "set the controlling terminal",
         STEP_THREADS => "create threads",
+        STEP_SECCOMP => "install seccomp filters",
         _ => "unknown step",
     }
 }
@@ -248,6 +250,22 @@ pub struct BlobCreds {
     pub cap_ambient: u64,
     pub last_cap: u32,
     pub no_new_privs: u32,
+    /// setgroups (which needs CAP_SETGID even for the same groups) only when the
+    /// groups differ from the inherited ones.
+    pub set_groups: u32,
+    /// Keep capabilities across the id change with SECURE_NO_SETUID_FIXUP
+    /// (which needs CAP_SETPCAP): only when rckpt holds it.
+    pub setuid_fixup: u32,
+}
+
+/// A seccomp filter to install: `len` `struct sock_filter`s at `insns`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct BlobFilter {
+    pub insns: u64,
+    pub len: u32,
+    /// SECCOMP_FILTER_FLAG_*.
+    pub flags: u32,
 }
 
 /// A pending signal to queue to the task (shared) or to a thread.
@@ -293,6 +311,10 @@ pub struct BlobThread {
     pub affinity: [u64; 16],
     pub timer_slack_ns: u64,
     pub creds: BlobCreds,
+    /// The thread's own seccomp filters, oldest first: those it does not share
+    /// with every thread of its process (see RestoreArgs::seccomp).
+    pub nr_seccomp: u64,
+    pub seccomp: u64,
 }
 
 /// A helper task with the pid of a session or group leader that is gone: it
@@ -406,4 +428,9 @@ pub struct RestoreArgs {
     /// The threads, the one running this (the leader's tid) first.
     pub nr_threads: u64,
     pub threads: u64,
+    /// The seccomp filters every thread of the process shares, oldest first:
+    /// installed once before the threads are created, so they inherit them as
+    /// the same filters (which a later SECCOMP_FILTER_FLAG_TSYNC requires).
+    pub nr_seccomp: u64,
+    pub seccomp: u64,
 }

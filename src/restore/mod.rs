@@ -106,6 +106,11 @@ pub enum Outcome {
 /// child of this process.
 pub fn restore(opts: &RestoreOptions) -> Result<Pid> {
     let set = read::read(&opts.dir)?;
+    crate::progress::phase(
+        "restoring",
+        set.pstree.tasks.iter().filter(|t| !t.state.is_zombie()).count() as u64,
+        set.mms.values().map(|m| m.pages_len()).sum(),
+    );
     validate::check_host(&set, opts)?;
     fault::point("restore.validated")?;
     for h in task::helper_pids(&set) {
@@ -118,7 +123,13 @@ pub fn restore(opts: &RestoreOptions) -> Result<Pid> {
         }
     }
     let prepared = task::prepare(&set, opts)?;
-    task::create_and_release(prepared)
+    let root = task::create_and_release(prepared)?;
+    // The tree runs with its connections: let their peers' packets through.
+    // The tree is released already, so a failure here is only reported.
+    if let Err(e) = files::unlock_tcp(&set.files) {
+        eprintln!("rckpt: warning: restored TCP connections are still blocked: {e}");
+    }
+    Ok(root)
 }
 
 /// Waits for a restored root and returns its status (exit code, or 128 + signal).

@@ -14,9 +14,11 @@ use rckpt_images::ImageSet;
 use rckpt_images::core::GpRegs;
 use rckpt_images::mm::{MmImage, vmflags};
 use rckpt_images::pstree::TaskState as Saved;
+use rckpt_images::seccomp::SeccompFilter;
 
 use super::abi::*;
 use super::files::{self, FdSetup};
+use super::validate::Own;
 use super::{Outcome, RestoreError, RestoreOptions, Result, mm};
 use crate::arch::{self, sigframe};
 use crate::fault;
@@ -112,6 +114,9 @@ pub struct Prepared<'s> {
     fds: Option<FdSetup>,
     tasks: Vec<TaskPlan<'s>>,
     park_timeout: Duration,
+    /// Some task runs under seccomp filters: the tree is traced with
+    /// PTRACE_O_SUSPEND_SECCOMP (see create_and_release).
+    suspend_seccomp: bool,
 }
 
 fn siginfo(shared: bool, s: &rckpt_images::core::SigInfo) -> BlobSiginfo {
@@ -196,6 +201,9 @@ fn estimate_args(set: &ImageSet, fds: &FdSetup) -> u64 {
         n += mm.auxv.len() * 8;
         n += core.shared_pending.len() * std::mem::size_of::<BlobSiginfo>();
         n += core.posix_timers.len() * std::mem::size_of::<BlobTimer>();
+        let (chains, _) = seccomp_chains(core);
+        n += core.seccomp_filters.iter().map(|f| f.insns.len() * 8 + 16).sum::<usize>();
+        n += chains.iter().map(|c| c.len() + 1).sum::<usize>() * std::mem::size_of::<BlobFilter>() + 64;
         for th in &core.threads {
             n += std::mem::size_of::<BlobThread>() + 64;
             n += th.creds.groups.len() * 4 + 16;
@@ -207,7 +215,7 @@ fn estimate_args(set: &ImageSet, fds: &FdSetup) -> u64 {
     n as u64
 }
 
-fn creds_of(c: &rckpt_images::core::Creds, groups: u64) -> BlobCreds {
+fn creds_of(c: &rckpt_images::core::Creds, groups: u64, own: &Own) -> BlobCreds {
     BlobCreds {
         uid: c.uid,
         gid: c.gid,
@@ -221,7 +229,36 @@ fn creds_of(c: &rckpt_images::core::Creds, groups: u64) -> BlobCreds {
         cap_ambient: c.cap_ambient,
         last_cap: crate::proc::cap_last_cap(),
         no_new_privs: c.no_new_privs as u32,
+        set_groups: !own.same_groups(&c.groups) as u32,
+        setuid_fixup: own.has(CAP_SETPCAP) as u32,
     }
+}
+
+const CAP_SETPCAP: u32 = 8;
+
+/// The area's copy of each seccomp filter's program (`struct sock_filter`s).
+fn seccomp_programs(a: &mut Arena<'_>, filters: &[SeccompFilter]) -> Result<Vec<BlobFilter>> {
+    let mut out = Vec::with_capacity(filters.len());
+    for f in filters {
+        let mut b = Vec::with_capacity(f.insns.len() * 8);
+        for i in &f.insns {
+            b.extend_from_slice(&i.code.to_ne_bytes());
+            b.extend_from_slice(&[i.jt, i.jf]);
+            b.extend_from_slice(&i.k.to_ne_bytes());
+        }
+        out.push(BlobFilter { insns: a.bytes(&b, 8)?, len: f.insns.len() as u32, flags: f.flags });
+    }
+    Ok(out)
+}
+
+/// Each thread's seccomp chain (oldest first), and how many of its oldest
+/// filters every thread of the process shares: those the runner installs before
+/// it creates the threads, so that they inherit them.
+fn seccomp_chains(core: &rckpt_images::core::TaskCore) -> (Vec<Vec<u32>>, usize) {
+    let chains: Vec<Vec<u32>> =
+        core.threads.iter().map(|t| rckpt_images::seccomp::chain(&core.seccomp_filters, t.seccomp.filter)).collect();
+    let shared = chains.iter().map(|c| c.iter().zip(&chains[0]).take_while(|(x, y)| x == y).count()).min().unwrap_or(0);
+    (chains, shared)
 }
 
 /// Session and group set-up of `t`, created by a parent in `parent_sid` and
@@ -243,6 +280,7 @@ fn session_mode(t: &rckpt_images::pstree::TaskEntry, parent: Option<(i32, i32)>)
 pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<'s>> {
     let root = set.pstree.root().pid;
     let fds = files::open_all(set, opts)?;
+    let own = Own::read()?;
     let blob = crate::blob::restorer();
     let live: Vec<&rckpt_images::pstree::TaskEntry> =
         set.pstree.tasks.iter().filter(|t| !t.state.is_zombie()).collect();
@@ -333,6 +371,13 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
                 })
                 .collect();
             let timers_addr = a.slice(&timers)?;
+            let programs = seccomp_programs(&mut a, &core.seccomp_filters)?;
+            let (chains, nr_shared) = seccomp_chains(core);
+            let shared_filters: Vec<BlobFilter> = chains
+                .first()
+                .map(|c| c[..nr_shared].iter().map(|&f| programs[f as usize]).collect())
+                .unwrap_or_default();
+            let shared_filters_addr = a.slice(&shared_filters)?;
 
             // Threads: the runner (the task with the process's pid) first.
             let mut bthreads = Vec::new();
@@ -353,7 +398,7 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
                     ctl: base + (next_ctl as u64) * CONTROL_SIZE,
                     dumpable: core.prctl.dumpable,
                     stack_top: proc_stack_top,
-                    creds: creds_of(&th.creds, groups),
+                    creds: creds_of(&th.creds, groups, &own),
                     comm,
                     ..BlobThread::default()
                 });
@@ -378,6 +423,9 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
                 let groups = a.slice(&th.creds.groups)?;
                 let pend: Vec<BlobSiginfo> = th.pending.iter().map(|s| siginfo(false, s)).collect();
                 let pend_addr = a.slice(&pend)?;
+                let own_filters: Vec<BlobFilter> =
+                    chains[i][nr_shared..].iter().map(|&f| programs[f as usize]).collect();
+                let own_filters_addr = a.slice(&own_filters)?;
                 let mut comm = [0u8; 16];
                 let n = th.comm.len().min(15);
                 comm[..n].copy_from_slice(&th.comm.as_bytes()[..n]);
@@ -420,7 +468,9 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
                     nr_affinity: nr_aff as u32,
                     affinity,
                     timer_slack_ns: th.sched.timer_slack_ns,
-                    creds: creds_of(&th.creds, groups),
+                    creds: creds_of(&th.creds, groups, &own),
+                    nr_seccomp: own_filters.len() as u64,
+                    seccomp: own_filters_addr,
                 });
                 tplans.push(ThreadPlan {
                     tid: th.tid,
@@ -556,6 +606,8 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
                 children: children_addr,
                 nr_threads: bthreads.len() as u64,
                 threads: threads_addr,
+                nr_seccomp: shared_filters.len() as u64,
+                seccomp: shared_filters_addr,
             };
             a.put_at(args_at[&pid], &args);
 
@@ -615,6 +667,7 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
         fds: Some(fds),
         tasks: plans,
         park_timeout,
+        suspend_seccomp: set.cores.values().any(|c| !c.seccomp_filters.is_empty()),
     })
 }
 
@@ -690,9 +743,15 @@ pub fn create_and_release(mut p: Prepared<'_>) -> Result<Pid> {
     if child != first {
         return Err(RestoreError::Invalid(format!("clone3 gave pid {child} instead of {first}")));
     }
+    // Seccomp filters are installed while the trampoline still runs, and the
+    // restored tasks make syscalls after that: rckpt's remote munmap of the
+    // trampoline and the watched rt_sigreturn. PTRACE_O_SUSPEND_SECCOMP keeps
+    // every filter from applying until the last detach; the tasks the
+    // trampolines create inherit it with the other options (ptrace_init_task).
+    let suspend = if p.suspend_seccomp { opts::SUSPEND_SECCOMP } else { 0 };
     let mut t = Tracee::seize(
         child,
-        opts::EXITKILL | opts::TRACESYSGOOD | opts::TRACECLONE | opts::TRACEFORK | opts::TRACEVFORK,
+        opts::EXITKILL | opts::TRACESYSGOOD | opts::TRACECLONE | opts::TRACEFORK | opts::TRACEVFORK | suspend,
     )?;
     // The rseq area rckpt's thread registered is inherited; the trampoline must
     // unregister it with the exact registration the kernel holds.
@@ -866,6 +925,11 @@ fn park_all(p: &Prepared<'_>, created: &mut Created) -> Result<()> {
             match stop {
                 Stop::Signal(libc::SIGTRAP) if st.step == STEP_PARKED => {
                     waiting.remove(&tid);
+                    // Its last thread parked: the task's memory is in place.
+                    if !waiting.values().any(|&(i, _)| i == ti) {
+                        crate::progress::bytes(task.mm.pages_len());
+                        crate::progress::task_done(task.pid, task.mm.pages_len());
+                    }
                 }
                 // The first stop of a task a trampoline created (auto-attached
                 // with PTRACE_EVENT_STOP), and its creator's fork/clone event.

@@ -172,24 +172,83 @@ const RLIMIT_NAMES: [&str; 16] = [
     "RTTIME",
 ];
 
-/// Least privilege: the tree gets nothing the invoker does not hold.
+// Capability numbers (linux/capability.h).
+const CAP_SETGID: u32 = 6;
+const CAP_SETUID: u32 = 7;
+const CAP_SETPCAP: u32 = 8;
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_SYS_NICE: u32 = 23;
+const CAP_SYS_RESOURCE: u32 = 24;
+const CAP_CHECKPOINT_RESTORE: u32 = 40;
+const RLIMIT_NICE: u32 = 13;
+
+/// What rckpt itself holds, from /proc/self/status: the restored tasks start
+/// with these credentials (each is created before its parent's drop) and the
+/// trampoline can only narrow them.
+pub struct Own {
+    pub status: procfs::process::Status,
+    /// Hard limits, by resource.
+    pub hard: [u64; 16],
+}
+
+impl Own {
+    pub fn read() -> Result<Own> {
+        let me = Pid::this();
+        let status =
+            proc::thread_status(me, me).map_err(|e| RestoreError::Privilege(format!("cannot read own status: {e}")))?;
+        let limits = procfs::process::Process::myself()
+            .and_then(|p| p.limits())
+            .map_err(|e| RestoreError::Privilege(format!("cannot read own limits: {e}")))?;
+        Ok(Own { status, hard: limits_max(&limits) })
+    }
+
+    /// Whether capability `cap` is in rckpt's effective set.
+    pub fn has(&self, cap: u32) -> bool {
+        self.status.capeff & (1 << cap) != 0
+    }
+
+    /// Whether `groups` are rckpt's supplementary groups (as sets: the kernel
+    /// keeps them sorted).
+    pub fn same_groups(&self, groups: &[u32]) -> bool {
+        let mut a = groups.to_vec();
+        let mut b = self.status.groups.clone();
+        a.sort_unstable();
+        a.dedup();
+        b.sort_unstable();
+        b.dedup();
+        a == b
+    }
+}
+
+/// Least privilege (ARCHITECTURE rule 7): the tree gets nothing the invoker
+/// does not hold, and asks for nothing the kernel would refuse the trampoline
+/// (which runs with rckpt's credentials until it sets the saved ones).
 fn check_privilege(set: &ImageSet) -> Result<()> {
-    let me = Pid::this();
-    let st =
-        proc::thread_status(me, me).map_err(|e| RestoreError::Privilege(format!("cannot read own status: {e}")))?;
-    let cap_setuid = st.capeff & (1 << 7) != 0;
-    let cap_setgid = st.capeff & (1 << 6) != 0;
-    let mine_u = [st.ruid, st.euid, st.suid];
-    let mine_g = [st.rgid, st.egid, st.sgid];
+    let own = Own::read()?;
+    let st = &own.status;
+    // clone3 with set_tid, and the exe link of PR_SET_MM_MAP.
+    if !own.has(CAP_CHECKPOINT_RESTORE) && !own.has(CAP_SYS_ADMIN) {
+        return Err(RestoreError::Privilege(
+            "creating tasks with their saved pids (clone3 set_tid) and setting their executable (PR_SET_MM_MAP) need CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN".into(),
+        ));
+    }
+    let mine_u = [st.ruid, st.euid, st.suid, st.fuid];
+    let mine_g = [st.rgid, st.egid, st.sgid, st.fgid];
+    let own_bnd = st.capbnd.unwrap_or(0);
+    let own_securebits = crate::sys::task::securebits();
+    let own_nice = crate::sys::task::nice(Pid::this()).unwrap_or(0);
     for core in set.cores.values() {
         for t in &core.threads {
             let c = &t.creds;
             let who = format!("task {} thread {}", core.pid, t.tid);
+            // capset(2) without CAP_SETPCAP: permitted within rckpt's permitted,
+            // inheritable within rckpt's inheritable and permitted. Effective
+            // and ambient are raised from permitted.
             for (name, saved, mine) in [
                 ("inheritable", c.cap_inheritable, st.capinh | st.capprm),
                 ("permitted", c.cap_permitted, st.capprm),
                 ("effective", c.cap_effective, st.capprm),
-                ("bounding", c.cap_bounding & c.cap_permitted, st.capbnd.unwrap_or(u64::MAX)),
+                ("bounding", c.cap_bounding, own_bnd),
                 ("ambient", c.cap_ambient, st.capprm),
             ] {
                 if saved & !mine != 0 {
@@ -200,20 +259,72 @@ fn check_privilege(set: &ImageSet) -> Result<()> {
                     )));
                 }
             }
-            if !cap_setuid && c.uid.iter().any(|u| !mine_u.contains(u)) {
-                return Err(RestoreError::Privilege(format!("{who}: uids {:?} need CAP_SETUID", c.uid)));
+            if own_bnd & !c.cap_bounding != 0 && !own.has(CAP_SETPCAP) {
+                return Err(RestoreError::Privilege(format!(
+                    "{who}: its bounding set {:#x} lacks capabilities {:#x} of rckpt's, and dropping them needs CAP_SETPCAP",
+                    c.cap_bounding,
+                    own_bnd & !c.cap_bounding
+                )));
             }
-            if !cap_setgid && (c.gid.iter().any(|g| !mine_g.contains(g)) || c.groups != st.groups) {
-                return Err(RestoreError::Privilege(format!("{who}: gids {:?} and groups need CAP_SETGID", c.gid)));
+            if c.securebits != own_securebits && !own.has(CAP_SETPCAP) {
+                return Err(RestoreError::Privilege(format!(
+                    "{who}: securebits {:#x} (rckpt's are {own_securebits:#x}) need CAP_SETPCAP",
+                    c.securebits
+                )));
+            }
+            // setresuid(2) without CAP_SETUID: only to the caller's real,
+            // effective or saved id; setfsuid(2) also to its fs id.
+            let foreign = |ids: &[u32; 4], mine: &[u32; 4]| {
+                ids[..3].iter().any(|i| !mine[..3].contains(i)) || !mine.contains(&ids[3])
+            };
+            if !own.has(CAP_SETUID) && foreign(&c.uid, &mine_u) {
+                return Err(RestoreError::Privilege(format!(
+                    "{who}: uids {:?} (real, effective, saved, fs) are not rckpt's {mine_u:?}: they need CAP_SETUID",
+                    c.uid
+                )));
+            }
+            if !own.has(CAP_SETGID) && foreign(&c.gid, &mine_g) {
+                return Err(RestoreError::Privilege(format!(
+                    "{who}: gids {:?} (real, effective, saved, fs) are not rckpt's {mine_g:?}: they need CAP_SETGID",
+                    c.gid
+                )));
+            }
+            if !own.has(CAP_SETGID) && !own.same_groups(&c.groups) {
+                return Err(RestoreError::Privilege(format!(
+                    "{who}: supplementary groups {:?} are not rckpt's {:?}: they need CAP_SETGID",
+                    c.groups, st.groups
+                )));
+            }
+            // setpriority(2): a lower nice value than the inherited one needs
+            // CAP_SYS_NICE or an RLIMIT_NICE (already the saved one) allowing it.
+            let rlim_nice = core.rlimits.iter().find(|r| r.resource == RLIMIT_NICE).map(|r| r.cur).unwrap_or(0);
+            if t.sched.nice < own_nice && (20 - t.sched.nice) as u64 > rlim_nice && !own.has(CAP_SYS_NICE) {
+                return Err(RestoreError::Privilege(format!(
+                    "{who}: nice {} is below rckpt's {own_nice} and its RLIMIT_NICE ({rlim_nice}) allows no lower than {}: it needs CAP_SYS_NICE",
+                    t.sched.nice,
+                    20 - rlim_nice.min(40) as i64
+                )));
+            }
+            // Suspending the filters while the trampoline runs (PTRACE_O_SUSPEND_SECCOMP)
+            // and installing them without no_new_privs need CAP_SYS_ADMIN.
+            if t.seccomp.filter.is_some() {
+                if st.seccomp.unwrap_or(0) != 0 {
+                    return Err(RestoreError::Privilege(format!(
+                        "{who}: it runs under seccomp filters, and rckpt itself runs under seccomp, which forbids suspending them while the trampoline runs"
+                    )));
+                }
+                if !own.has(CAP_SYS_ADMIN) {
+                    return Err(RestoreError::Privilege(format!(
+                        "{who}: it runs under seccomp filters: suspending them while the trampoline runs (PTRACE_O_SUSPEND_SECCOMP) and installing them need CAP_SYS_ADMIN"
+                    )));
+                }
             }
         }
-        let limits = procfs::process::Process::myself()
-            .and_then(|p| p.limits())
-            .map_err(|e| RestoreError::Privilege(format!("cannot read own limits: {e}")))?;
-        let mine = limits_max(&limits);
+        // prlimit(2): a hard limit above the caller's needs CAP_SYS_RESOURCE.
+        // Limits are only ever lowered otherwise.
         for r in &core.rlimits {
-            let have = mine[r.resource as usize];
-            if r.max > have {
+            let have = own.hard[r.resource as usize];
+            if r.max > have && !own.has(CAP_SYS_RESOURCE) {
                 return Err(RestoreError::Privilege(format!(
                     "task {}: rlimit {} hard limit {} exceeds rckpt's {} (raising it needs CAP_SYS_RESOURCE)",
                     core.pid,

@@ -13,7 +13,8 @@ pub struct FsCreds {
     _not_send: std::marker::PhantomData<*const ()>,
     old_uid: u32,
     old_gid: u32,
-    old_groups: Vec<libc::gid_t>,
+    /// The groups to put back, when they were changed.
+    old_groups: Option<Vec<libc::gid_t>>,
 }
 
 fn raw_setfsuid(uid: u32) -> u32 {
@@ -50,9 +51,22 @@ fn current_groups() -> std::result::Result<Vec<libc::gid_t>, Errno> {
 
 impl FsCreds {
     /// Switches this thread's fsuid, fsgid and groups until the guard drops.
+    /// setgroups needs CAP_SETGID even to set the same groups again: it is
+    /// left out when they are the thread's already (an unprivileged restore of
+    /// the invoker's own tasks).
     pub fn switch(uid: u32, gid: u32, groups: &[u32]) -> Result<FsCreds> {
-        let old_groups = current_groups().map_err(os_err("read groups"))?;
-        raw_setgroups(groups).map_err(os_err("set groups for opening files"))?;
+        let current = current_groups().map_err(os_err("read groups"))?;
+        let (mut a, mut b) = (current.clone(), groups.to_vec());
+        a.sort_unstable();
+        a.dedup();
+        b.sort_unstable();
+        b.dedup();
+        let old_groups = if a == b {
+            None
+        } else {
+            raw_setgroups(groups).map_err(os_err("set groups for opening files"))?;
+            Some(current)
+        };
         let old_gid = raw_setfsgid(gid);
         let old_uid = raw_setfsuid(uid);
         // setfs*id report no error: read back to check it took.
@@ -69,6 +83,8 @@ impl Drop for FsCreds {
     fn drop(&mut self) {
         raw_setfsuid(self.old_uid);
         raw_setfsgid(self.old_gid);
-        let _ = raw_setgroups(&self.old_groups);
+        if let Some(g) = &self.old_groups {
+            let _ = raw_setgroups(g);
+        }
     }
 }

@@ -94,7 +94,8 @@ pub fn memfd(name: &str) -> Result<OwnedFd> {
 
 /// Shared anonymous memory of `size` bytes, as a file: mapped by fd, it is the
 /// same kind of object ("/dev/zero (deleted)") as MAP_SHARED|MAP_ANONYMOUS
-/// memory. Opening /proc/self/map_files needs CAP_SYS_ADMIN.
+/// memory. Opening /proc/self/map_files needs CAP_CHECKPOINT_RESTORE (Linux
+/// 5.9) or CAP_SYS_ADMIN.
 pub fn shared_anon(size: u64) -> Result<OwnedFd> {
     use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous, munmap};
     let len = std::num::NonZeroUsize::new(size as usize)

@@ -10,6 +10,7 @@ pub mod creds;
 pub mod files;
 pub mod handle;
 pub mod mem;
+pub mod netfilter;
 pub mod pagemap;
 pub mod pidfd;
 pub mod pod;

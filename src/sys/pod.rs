@@ -75,6 +75,7 @@ mod impls {
         r::KRlimit,
         r::BlobTimer,
         r::BlobCreds,
+        r::BlobFilter,
         r::BlobSiginfo,
         r::BlobThread,
         r::BlobChild,

@@ -20,6 +20,8 @@ const PTRACE_PEEKSIGINFO: libc::c_uint = 0x4209;
 const PTRACE_GETSIGMASK: libc::c_uint = 0x420a;
 const PTRACE_SETSIGMASK: libc::c_uint = 0x420b;
 const PTRACE_GET_RSEQ_CONFIGURATION: libc::c_uint = 0x420f;
+const PTRACE_SECCOMP_GET_FILTER: libc::c_uint = 0x420c;
+const PTRACE_SECCOMP_GET_METADATA: libc::c_uint = 0x420d;
 const PTRACE_PEEKSIGINFO_SHARED: u32 = 1;
 const NT_PRSTATUS: usize = 1;
 const NT_X86_XSTATE: usize = 0x202;
@@ -307,6 +309,46 @@ impl Tracee {
         raw(PTRACE_GET_RSEQ_CONFIGURATION, self.pid, size_of::<RseqConfig>(), &raw mut conf as usize)
             .map_err(task_err("read rseq configuration", self.pid))?;
         Ok((conf.rseq_abi_pointer != 0).then_some(conf))
+    }
+
+    /// PTRACE_SETOPTIONS: `options` replaces every option set so far.
+    /// PTRACE_O_SUSPEND_SECCOMP needs CAP_SYS_ADMIN and a tracer that is not
+    /// itself under seccomp (EPERM otherwise).
+    pub fn set_options(&self, options: u32) -> Result<()> {
+        raw(libc::PTRACE_SETOPTIONS, self.pid, 0, options as usize)
+            .map_err(task_err("set ptrace options", self.pid))?;
+        Ok(())
+    }
+
+    /// The classic BPF program of seccomp filter `index` of the thread's chain,
+    /// as `struct sock_filter`s; None past the end (Linux 4.4; CAP_SYS_ADMIN,
+    /// else EACCES). Index 0 is the oldest filter: get_nth_filter() counts
+    /// `index` back from the chain's length (ptrace(2) says the newest; the
+    /// kernel and a thread with two chained filters say otherwise).
+    pub fn seccomp_filter(&self, index: u64) -> Result<Option<Vec<[u8; 8]>>> {
+        let n = match raw(PTRACE_SECCOMP_GET_FILTER, self.pid, index as usize, 0) {
+            Ok(n) => n as usize,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(e) => return Err(task_err("read a seccomp filter", self.pid)(e)),
+        };
+        // The kernel copies the whole program: the buffer holds the count it gave.
+        let mut buf = vec![[0u8; 8]; n];
+        let got = raw(PTRACE_SECCOMP_GET_FILTER, self.pid, index as usize, buf.as_mut_ptr() as usize)
+            .map_err(task_err("read a seccomp filter", self.pid))? as usize;
+        if got != n {
+            return Err(SysError::Task { op: "read a seccomp filter", pid: self.pid, errno: Errno::EAGAIN });
+        }
+        Ok(Some(buf))
+    }
+
+    /// The flags of seccomp filter `index` (SECCOMP_FILTER_FLAG_LOG is the only
+    /// one the kernel keeps; Linux 4.16).
+    pub fn seccomp_flags(&self, index: u64) -> Result<u32> {
+        // struct seccomp_metadata: filter_off in, flags out.
+        let mut md = [index, 0u64];
+        raw(PTRACE_SECCOMP_GET_METADATA, self.pid, size_of::<[u64; 2]>(), md.as_mut_ptr() as usize)
+            .map_err(task_err("read the flags of a seccomp filter", self.pid))?;
+        Ok(md[1] as u32)
     }
 
     /// Detaches, delivering `sig` (0 for none).

@@ -105,3 +105,36 @@ pub fn peek(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Option<usize>> {
     }
     Ok(Some(r as usize))
 }
+
+/// An ioctl returning an int through its argument (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD).
+pub fn ioctl_int(fd: BorrowedFd<'_>, req: libc::c_ulong) -> Result<i32> {
+    let mut v: libc::c_int = 0;
+    // SAFETY: these requests write one int through the pointer, which is live.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), req, &mut v) };
+    if r < 0 {
+        return Err(err("read a socket queue length")(Errno::last()));
+    }
+    Ok(v)
+}
+
+/// recv with MSG_PEEK|MSG_DONTWAIT into `buf` of a stream socket: the bytes
+/// copied (0 when nothing is queued). No MSG_TRUNC: on TCP it discards instead
+/// of copying.
+pub fn peek_stream(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize> {
+    // SAFETY: buf describes a live buffer.
+    let r =
+        unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    if r < 0 {
+        let e = Errno::last();
+        return if e == Errno::EAGAIN { Ok(0) } else { Err(err("peek at a socket queue")(e)) };
+    }
+    Ok(r as usize)
+}
+
+/// send with MSG_DONTWAIT|MSG_NOSIGNAL: the bytes taken, or the errno.
+pub fn send_nowait(fd: BorrowedFd<'_>, buf: &[u8]) -> std::result::Result<usize, Errno> {
+    // SAFETY: buf describes a live buffer.
+    let r =
+        unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    if r < 0 { Err(Errno::last()) } else { Ok(r as usize) }
+}

@@ -46,6 +46,11 @@ pub struct UnixDiag {
 pub struct InetDiag {
     pub ino: u32,
     pub state: u8,
+    /// Local and remote address (IPv4 in the first 4 bytes) and port.
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
     pub rqueue: u32,
     /// For a listening socket: the backlog it was given.
     pub wqueue: u32,
@@ -164,7 +169,17 @@ pub fn inet_sockets(family: u8, protocol: u8) -> Result<HashMap<u32, InetDiag>> 
             return;
         }
         let u = |i: usize| u32::from_ne_bytes(body[i..i + 4].try_into().unwrap());
-        let d = InetDiag { state: body[1], rqueue: u(56), wqueue: u(60), ino: u(68) };
+        // struct inet_diag_sockid: sport, dport (big-endian), src, dst (16 bytes each).
+        let d = InetDiag {
+            state: body[1],
+            sport: u16::from_be_bytes([body[4], body[5]]),
+            dport: u16::from_be_bytes([body[6], body[7]]),
+            src: body[8..24].try_into().unwrap(),
+            dst: body[24..40].try_into().unwrap(),
+            rqueue: u(56),
+            wqueue: u(60),
+            ino: u(68),
+        };
         out.insert(d.ino, d);
     })?;
     Ok(out)

@@ -42,6 +42,12 @@ pub fn nice(tid: Pid) -> Result<i32> {
     Ok(20 - r as i32)
 }
 
+/// The calling thread's securebits (PR_GET_SECUREBITS).
+pub fn securebits() -> u32 {
+    // SAFETY: integers only; it cannot fail.
+    unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) as u32 }
+}
+
 pub fn tgkill(tgid: Pid, tid: Pid, sig: i32) -> Result<()> {
     // SAFETY: integers only.
     check(unsafe { libc::syscall(libc::SYS_tgkill, tgid.as_raw(), tid.as_raw(), sig) })

@@ -20,6 +20,7 @@ use rckpt_images::mm::{
     VmaKind, vmflags,
 };
 use rckpt_images::pstree::{PsTree, TaskEntry, TaskState};
+use rckpt_images::seccomp::{FILTER_FLAG_LOG, MODE_FILTER, Seccomp, SeccompFilter, SockFilter};
 use rckpt_images::{Image, ImageError, ImageSet, Kind, core, pages};
 
 pub const ROOT: i32 = 1000;
@@ -101,7 +102,32 @@ pub fn thread(tid: i32, comm: &str, rip: u64, rsp: u64) -> ThreadCore {
             no_new_privs: false,
         },
         sched: Sched { nice: 0, affinity: vec![0xff], timer_slack_ns: 50_000 },
+        seccomp: Seccomp::default(),
     }
+}
+
+/// A seccomp filter as libseccomp would make it: check the architecture, then
+/// return `action` for syscall `nr` and allow the rest.
+pub fn seccomp_program(nr: u32, action: u32) -> Vec<SockFilter> {
+    let s = |code: u16, jt: u8, jf: u8, k: u32| SockFilter { code, jt, jf, k };
+    vec![
+        s(0x20, 0, 0, 4),           // ld [arch]
+        s(0x15, 1, 0, 0xc000_003e), // jeq AUDIT_ARCH_X86_64
+        s(0x06, 0, 0, 0),           // ret KILL_THREAD
+        s(0x20, 0, 0, 0),           // ld [nr]
+        s(0x15, 0, 1, nr),          // jeq nr
+        s(0x06, 0, 0, action),      // ret action
+        s(0x06, 0, 0, 0x7fff_0000), // ret ALLOW
+    ]
+}
+
+/// Two filters: one every thread of the task shares (getppid fails with EPERM),
+/// and one only the second thread installed on top of it (logged).
+pub fn seccomp_filters() -> Vec<SeccompFilter> {
+    vec![
+        SeccompFilter { prev: None, flags: 0, insns: seccomp_program(110, 0x0005_0001) },
+        SeccompFilter { prev: Some(0), flags: FILTER_FLAG_LOG, insns: seccomp_program(124, 0x0005_0026) },
+    ]
 }
 
 pub fn task_core(pid: i32, tids: &[i32]) -> TaskCore {
@@ -165,7 +191,19 @@ pub fn task_core(pid: i32, tids: &[i32]) -> TaskCore {
         cwd: "/home/user/work".into(),
         root: "/".into(),
         prctl: Prctl { pdeath_signal: 0, child_subreaper: false, dumpable: 1, thp_disable: false, mdwe: 0 },
+        seccomp_filters: Vec::new(),
     }
+}
+
+/// `task_core` of a task whose threads run under [`seccomp_filters`]: the first
+/// thread under the shared one, the others under both.
+pub fn seccomp_task_core(pid: i32, tids: &[i32]) -> TaskCore {
+    let mut c = task_core(pid, tids);
+    c.seccomp_filters = seccomp_filters();
+    for (i, t) in c.threads.iter_mut().enumerate() {
+        t.seccomp = Seccomp { mode: MODE_FILTER, filter: Some((i > 0) as u32) };
+    }
+    c
 }
 
 pub const VVAR_START: u64 = 0x7ffc_1000_0000;
@@ -378,7 +416,9 @@ pub fn valid_set() -> ImageSet {
     let mut mms = BTreeMap::new();
     let mut fdtables = BTreeMap::new();
     for t in &pstree.tasks {
-        cores.insert(t.pid, task_core(t.pid, &t.threads));
+        // The root runs under seccomp filters, so every image test meets them.
+        let core = if t.pid == ROOT { seccomp_task_core(t.pid, &t.threads) } else { task_core(t.pid, &t.threads) };
+        cores.insert(t.pid, core);
         mms.insert(t.pid, mm_image(t.pid));
         fdtables.insert(t.pid, fd_table(t.pid));
     }

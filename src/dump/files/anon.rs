@@ -86,7 +86,18 @@ pub fn classify(table: &mut FileTable, i: usize, what: &str) -> Result<FileKind>
                 if k != "inotify wd" {
                     continue;
                 }
-                watches.push(inotify_watch(v).ok_or_else(|| bad("an inotify watch"))?.map_err(|w| refuse(pid, fd, w))?);
+                let w = inotify_watch(v).ok_or_else(|| bad("an inotify watch"))?;
+                watches.push(w.map_err(|(wd, e)| match e.errno() {
+                    // open_by_handle_at(2) needs CAP_DAC_READ_SEARCH.
+                    Some(nix::errno::Errno::EPERM) => crate::dump::DumpError::Privilege {
+                        pid,
+                        cap: "CAP_DAC_READ_SEARCH",
+                        why: format!(
+                            "fd {fd} is an inotify watch {wd}, whose path is found from its file handle (open_by_handle_at needs CAP_DAC_READ_SEARCH)"
+                        ),
+                    },
+                    _ => refuse(pid, fd, format_args!("an inotify watch {wd} whose path cannot be found ({e})")),
+                })?);
             }
             watches.sort_by_key(|w| w.wd);
             Ok(FileKind::Inotify { watches })
@@ -97,7 +108,7 @@ pub fn classify(table: &mut FileTable, i: usize, what: &str) -> Result<FileKind>
 
 /// One "inotify wd:1 ino:3c4a7 sdev:fe00000 mask:300 ... f_handle:a7c4..." line
 /// (after "inotify wd:"), its path found from the file handle.
-fn inotify_watch(v: &str) -> Option<std::result::Result<InotifyWatch, String>> {
+fn inotify_watch(v: &str) -> Option<std::result::Result<InotifyWatch, (i32, crate::sys::SysError)>> {
     let mut wd = None;
     let mut mask = None;
     let mut sdev = None;
@@ -129,6 +140,6 @@ fn inotify_watch(v: &str) -> Option<std::result::Result<InotifyWatch, String>> {
     Some(
         crate::sys::handle::path_of(dev, htype, &handle)
             .map(|path| InotifyWatch { wd, mask, path })
-            .map_err(|e| format!("an inotify watch {wd} whose path cannot be found ({e})")),
+            .map_err(|e| (wd, e)),
     )
 }

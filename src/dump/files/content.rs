@@ -126,7 +126,19 @@ pub fn deleted(table: &mut FileTable, i: usize, md: &std::fs::Metadata, ctx: &mu
 /// read through /proc/PID/map_files.
 pub fn mapping(ctx: &mut Ctx, pid: Pid, at: Pid, v: &maps::Vma) -> Result<u32> {
     let path = crate::proc::path(at, &format!("map_files/{:x}-{:x}", v.start, v.end));
-    let (file, md) = open(path.clone())?;
+    let (file, md) = open(path.clone()).map_err(|e| match e {
+        // Following a map_files link needs CAP_CHECKPOINT_RESTORE (Linux 5.9)
+        // or CAP_SYS_ADMIN (proc_map_files_get_link).
+        DumpError::Io { ref source, .. } if source.raw_os_error() == Some(libc::EPERM) => DumpError::Privilege {
+            pid,
+            cap: "CAP_CHECKPOINT_RESTORE",
+            why: format!(
+                "mapping {:#x}-{:#x} ({}) is shared memory, read through /proc/PID/map_files, which needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN",
+                v.start, v.end, v.name
+            ),
+        },
+        e => e,
+    })?;
     if !md.is_file() {
         return Err(DumpError::Unsupported {
             pid,

@@ -10,6 +10,7 @@ mod locks;
 mod pipe;
 mod pty;
 mod socket;
+mod tcp;
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
@@ -20,6 +21,7 @@ use rckpt_images::files::{FileDesc, FileKind, FileType, FilesImage, PathFile};
 use rckpt_images::inventory::{External, ExternalKind};
 
 pub use content::ContentData;
+pub use tcp::TcpRepair;
 
 use super::core::TaskState;
 use super::{DumpError, Result};
@@ -68,8 +70,12 @@ pub struct FileTable {
     tables: Vec<(Pid, Vec<(i32, usize, bool)>)>,
     pidfds: HashMap<i32, OwnedFd>,
     pub opts: FileOptions,
+    /// The tree runs on after the dump (TCP connections are not blocked).
+    pub leave_running: bool,
     /// Contents saved for mappings, before the descriptions are classified.
     ctx: Ctx,
+    /// The saved TCP connections' sockets and the connections blocked.
+    tcp: TcpRepair,
 }
 
 /// What `finish` makes of the table.
@@ -81,6 +87,9 @@ pub struct Saved {
     pub contents: Vec<ContentData>,
     /// /dev/pts number of each pty of the tree -> index in `image.ptys`.
     pub pty_index: HashMap<u32, u32>,
+    /// The saved TCP connections' sockets and the nftables rules blocking
+    /// some: dropped, the rules go; `keep` before the tree is killed.
+    pub tcp: TcpRepair,
 }
 
 impl Saved {
@@ -215,6 +224,7 @@ impl FileTable {
             fdtables,
             externals: ctx.externals,
             contents: data,
+            tcp: std::mem::take(&mut self.tcp),
         })
     }
 

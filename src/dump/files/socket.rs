@@ -3,7 +3,7 @@
 //! a duplicate after setting SO_PEEK_OFF (the task's own SO_PEEK_OFF is put back).
 //! A pair whose both ends are in the tree comes back as a pair. TCP and UDP:
 //! bound and listening sockets with their address and options; an established
-//! TCP connection needs --tcp-established.
+//! TCP connection needs --tcp-established (then tcp.rs saves it).
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use rckpt_images::files::{FileDesc, FileKind, InetSocket, SockType, UnixSocket};
 use rckpt_images::inventory::ExternalKind;
 
-use super::{Ctx, Desc, FileTable, refuse};
+use super::{Ctx, Desc, FileTable, refuse, tcp};
 use crate::dump::Result;
 use crate::sys::sock;
 use crate::sys::sockdiag::{self, InetDiag, UnixDiag};
@@ -69,7 +69,7 @@ pub fn classify(table: &mut FileTable, i: usize, s: &Survey, ctx: &mut Ctx) -> R
     }
     if let Some((family, stype, d)) = s.inet.get(&ino) {
         let dup = table.dup(at, fd)?;
-        return inet(table, i, *family, *stype, d, &dup);
+        return inet(table, i, *family, *stype, d, dup, s);
     }
     let dup = table.dup(at, fd)?;
     let family = sock::name(dup.as_fd(), false)
@@ -200,34 +200,38 @@ fn inet(
     family: u16,
     stype: SockType,
     d: &InetDiag,
-    dup: &OwnedFd,
+    dup: OwnedFd,
+    s: &Survey,
 ) -> Result<FileKind> {
     let (pid, _, fd) = table.descs[i].first();
     let f = dup.as_fd();
     let name = sock::name(f, false)
         .map_err(|e| refuse(pid, fd, format_args!("a socket whose address cannot be read ({e})")))?;
-    let (addr, port) = match family as i32 {
-        libc::AF_INET if name.len() >= 8 => (name[4..8].to_vec(), u16::from_be_bytes([name[2], name[3]])),
-        libc::AF_INET6 if name.len() >= 24 => (name[8..24].to_vec(), u16::from_be_bytes([name[2], name[3]])),
-        _ => return Err(refuse(pid, fd, "a socket with an address rckpt cannot read")),
-    };
+    let (addr, port) =
+        split_addr(family, &name).ok_or_else(|| refuse(pid, fd, "a socket with an address rckpt cannot read"))?;
     let listening = stype == SockType::Stream && d.state == TCP_LISTEN;
-    if stype == SockType::Stream && d.state == TCP_ESTABLISHED {
+    let established = stype == SockType::Stream && d.state == TCP_ESTABLISHED;
+    if established && !table.opts.tcp_established {
         let peer = sock::name(f, true).unwrap_or_default();
-        let what = format!("an established TCP connection (socket:[{}], to {})", d.ino, show_addr(&peer));
-        if !table.opts.tcp_established {
-            return Err(refuse(pid, fd, format_args!("{what}: dump with --tcp-established")));
-        }
-        return Err(refuse(pid, fd, format_args!("{what}: --tcp-established is not implemented yet")));
+        return Err(refuse(
+            pid,
+            fd,
+            format_args!(
+                "an established TCP connection (socket:[{}], to {}): dump with --tcp-established",
+                d.ino,
+                show_addr(&peer)
+            ),
+        ));
     }
-    if stype == SockType::Stream && d.state != TCP_LISTEN && d.state != 7 {
+    if stype == SockType::Stream && !established && d.state != TCP_LISTEN && d.state != 7 {
         return Err(refuse(pid, fd, format_args!("a TCP socket in state {} (socket:[{}])", d.state, d.ino)));
     }
     if stype == SockType::Dgram && d.state == TCP_ESTABLISHED {
         return Err(refuse(pid, fd, format_args!("a connected UDP socket (socket:[{}])", d.ino)));
     }
     let opt = |level, o| sock::getsockopt_int(f, level, o).unwrap_or(0) != 0;
-    Ok(FileKind::Inet(InetSocket {
+    // Read before repair mode (which overrides SO_REUSEADDR).
+    let mut out = InetSocket {
         family,
         stype,
         addr,
@@ -238,7 +242,64 @@ fn inet(
         reuseport: opt(libc::SOL_SOCKET, libc::SO_REUSEPORT),
         v6only: family as i32 == libc::AF_INET6 && opt(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY),
         tcp: None,
-    }))
+    };
+    if established {
+        let peer = sock::name(f, true)
+            .map_err(|e| refuse(pid, fd, format_args!("a TCP socket whose peer address cannot be read ({e})")))?;
+        let what = format!("an established TCP connection (socket:[{}], to {})", d.ino, show_addr(&peer));
+        let (peer_addr, peer_port) =
+            split_addr(family, &peer).ok_or_else(|| refuse(pid, fd, format_args!("{what} of unknown address")))?;
+        let conn = tcp::Conn {
+            pid,
+            fd,
+            what: &what,
+            addr: &out.addr,
+            port: out.port,
+            peer_addr,
+            peer_port,
+            peer_outside: !peer_in_tree(s, family, d),
+            leave_running: table.leave_running,
+        };
+        out.tcp = Some(tcp::save(&mut table.tcp, &conn, dup)?);
+    }
+    Ok(FileKind::Inet(out))
+}
+
+/// The address bytes and port of a raw sockaddr_in or sockaddr_in6.
+fn split_addr(family: u16, name: &[u8]) -> Option<(Vec<u8>, u16)> {
+    let port = u16::from_be_bytes([*name.get(2)?, *name.get(3)?]);
+    match family as i32 {
+        libc::AF_INET if name.len() >= 8 => Some((name[4..8].to_vec(), port)),
+        libc::AF_INET6 if name.len() >= 24 => Some((name[8..24].to_vec(), port)),
+        _ => None,
+    }
+}
+
+/// An address as IPv6 bytes (IPv4 mapped), to match sockets across families.
+fn as_v6(family: u16, a: &[u8; 16]) -> [u8; 16] {
+    if family as i32 != libc::AF_INET {
+        return *a;
+    }
+    let mut m = [0u8; 16];
+    m[10] = 0xff;
+    m[11] = 0xff;
+    m[12..].copy_from_slice(&a[..4]);
+    m
+}
+
+/// Whether the other end of the established connection `d` is a socket of the
+/// tree (sock_diag lists both ends of a local connection).
+fn peer_in_tree(s: &Survey, family: u16, d: &InetDiag) -> bool {
+    let (src, dst) = (as_v6(family, &d.src), as_v6(family, &d.dst));
+    s.inet.values().any(|(f2, t2, p)| {
+        *t2 == SockType::Stream
+            && p.state == TCP_ESTABLISHED
+            && p.sport == d.dport
+            && p.dport == d.sport
+            && as_v6(*f2, &p.src) == dst
+            && as_v6(*f2, &p.dst) == src
+            && s.by_ino.contains_key(&p.ino)
+    })
 }
 
 fn show_addr(raw: &[u8]) -> String {

@@ -40,7 +40,9 @@ const ARCH_MAP_VDSO_64: u64 = 0x2003;
 const PR_SET_PDEATHSIG: u64 = 1;
 const PR_SET_DUMPABLE: u64 = 4;
 const PR_SET_NAME: u64 = 15;
+const PR_CAPBSET_READ: u64 = 23;
 const PR_CAPBSET_DROP: u64 = 24;
+const PR_GET_SECUREBITS: u64 = 27;
 const PR_SET_SECUREBITS: u64 = 28;
 const PR_SET_TIMERSLACK: u64 = 29;
 const PR_SET_MM: u64 = 35;
@@ -61,6 +63,8 @@ const SYS_CLONE3: i64 = 435;
 const SYS_WAITID: i64 = 247;
 const SYS_KILL: i64 = 62;
 const SYS_RT_SIGTIMEDWAIT: i64 = 128;
+const SYS_SECCOMP: i64 = 317;
+const SECCOMP_SET_MODE_FILTER: u64 = 1;
 const CLONE_VM: u64 = 0x100;
 const CLONE_FS: u64 = 0x200;
 const CLONE_FILES: u64 = 0x400;
@@ -404,6 +408,10 @@ unsafe extern "C" fn task_main(a: *const RestoreArgs) -> ! {
             rep.ck(sc(SYS_PRLIMIT64, &[0, res as u64, r as *const KRlimit as u64, 0]));
         }
 
+        // Seccomp filters every thread shares, before the threads exist, so that
+        // they inherit them as the same filters.
+        seccomp(&rep, slice::<BlobFilter>(a.seccomp, a.nr_seccomp));
+
         // 5. Threads, before any credentials drop. The first entry is this task.
         for (i, t) in threads.iter().enumerate().skip(1) {
             rep.step(STEP_THREADS, t.tid as u64);
@@ -417,6 +425,7 @@ unsafe extern "C" fn task_main(a: *const RestoreArgs) -> ! {
             rep.step(STEP_SIGNALS, 100 + i as u64);
             rep.ck(sc(SYS_RT_SIGQUEUEINFO, &[pid, s.signo as u64, s.info.as_ptr() as u64]));
         }
+        seccomp(&rep, slice::<BlobFilter>(me.seccomp, me.nr_seccomp));
         creds(&rep, &me.creds);
 
         // Timers last, so they lose as little time as possible.
@@ -576,6 +585,7 @@ unsafe extern "C" fn thread_main(t: *const BlobThread) -> ! {
         let t = &*t;
         let rep = Report(t.ctl as *mut Control);
         rep.step(STEP_START, 0);
+        seccomp(&rep, slice::<BlobFilter>(t.seccomp, t.nr_seccomp));
         creds(&rep, &t.creds);
         thread_finish(&rep, t);
     }
@@ -624,27 +634,53 @@ unsafe fn thread_finish(rep: &Report, t: &BlobThread) -> ! {
     }
 }
 
+/// Installs seccomp filters, oldest first. rckpt traces every task of the tree
+/// with PTRACE_O_SUSPEND_SECCOMP until it releases it, so no filter applies to
+/// what the trampoline and rckpt still do in the task (the syscalls below, the
+/// remote munmap of this area, the final rt_sigreturn): the order of the steps
+/// does not depend on what the filters allow. They go in before the
+/// credentials: without no_new_privs, installing a filter needs CAP_SYS_ADMIN,
+/// which the restorer has and the saved credentials may not.
+unsafe fn seccomp(rep: &Report, filters: &[BlobFilter]) {
+    for (i, f) in filters.iter().enumerate() {
+        rep.step(STEP_SECCOMP, i as u64);
+        // struct sock_fprog: unsigned short len, then (8-aligned) the pointer.
+        let prog: [u64; 2] = [f.len as u64, f.insns];
+        // SAFETY: the program is `len` sock_filters rckpt wrote into the area.
+        rep.ck(unsafe { sc(SYS_SECCOMP, &[SECCOMP_SET_MODE_FILTER, f.flags as u64, prog.as_ptr() as u64]) });
+    }
+}
+
 /// Credentials, in the order that keeps the rights each step needs: groups and
 /// ids with SECURE_NO_SETUID_FIXUP (so capabilities survive the uid change), then
 /// securebits, the bounding set, the capability sets, ambient ones. Per thread.
 unsafe fn creds(rep: &Report, c: &BlobCreds) {
     // SAFETY: syscalls on this thread's own credentials with pointers into the args.
     unsafe {
+        // Each step that needs a capability (CAP_SETPCAP, CAP_SETGID) is taken
+        // only when it changes something, so that an invoker without them
+        // restores its own tasks.
         rep.step(STEP_CREDS, 0);
-        rep.ck(sc(SYS_PRCTL, &[PR_SET_SECUREBITS, SECURE_NO_SETUID_FIXUP]));
+        if c.setuid_fixup != 0 {
+            rep.ck(sc(SYS_PRCTL, &[PR_SET_SECUREBITS, SECURE_NO_SETUID_FIXUP]));
+        }
         rep.step(STEP_CREDS, 1);
-        rep.ck(sc(SYS_SETGROUPS, &[c.nr_groups as u64, c.groups]));
+        if c.set_groups != 0 {
+            rep.ck(sc(SYS_SETGROUPS, &[c.nr_groups as u64, c.groups]));
+        }
         rep.step(STEP_CREDS, 2);
         rep.ck(sc(SYS_SETRESGID, &[c.gid[0] as u64, c.gid[1] as u64, c.gid[2] as u64]));
         rep.ck(sc(SYS_SETRESUID, &[c.uid[0] as u64, c.uid[1] as u64, c.uid[2] as u64]));
         sc(SYS_SETFSGID, &[c.gid[3] as u64]);
         sc(SYS_SETFSUID, &[c.uid[3] as u64]);
         rep.step(STEP_CREDS, 3);
-        rep.ck(sc(SYS_PRCTL, &[PR_SET_SECUREBITS, c.securebits as u64]));
+        if sc(SYS_PRCTL, &[PR_GET_SECUREBITS]) != c.securebits as i64 {
+            rep.ck(sc(SYS_PRCTL, &[PR_SET_SECUREBITS, c.securebits as u64]));
+        }
         rep.step(STEP_CREDS, 4);
         let mut cap = 0u64;
         while cap <= c.last_cap as u64 {
-            if c.cap_bounding & (1 << cap) == 0 {
+            if c.cap_bounding & (1 << cap) == 0 && sc(SYS_PRCTL, &[PR_CAPBSET_READ, cap]) == 1 {
                 rep.ck(sc(SYS_PRCTL, &[PR_CAPBSET_DROP, cap]));
             }
             cap += 1;

@@ -61,6 +61,8 @@ pub struct Makers<'a> {
     contents: HashMap<u32, OwnedFd>,
     /// Pty index -> its master (until handed out), a master and a slave held.
     ptys: HashMap<u32, (Option<OwnedFd>, OwnedFd, OwnedFd)>,
+    /// TCP connections made in repair mode, until `finish`.
+    pub(super) tcp: Vec<super::tcp::Pending>,
 }
 
 impl<'a> Makers<'a> {
@@ -73,7 +75,14 @@ impl<'a> Makers<'a> {
             pending: HashMap::new(),
             contents: HashMap::new(),
             ptys: HashMap::new(),
+            tcp: Vec::new(),
         }
+    }
+
+    /// Once every description is made: what waited for the others (TCP
+    /// connections leave repair mode when both ends of a local one exist).
+    pub fn finish(&mut self) -> Result<()> {
+        super::tcp::finish(std::mem::take(&mut self.tcp))
     }
 
     /// A description of one of the tree's own kinds (not Path, not External).
@@ -82,7 +91,7 @@ impl<'a> Makers<'a> {
             FileKind::Pipe { pipe } => self.pipe_end(*pipe, d.flags)?,
             FileKind::Fifo { path, pipe } => self.fifo_end(path, *pipe, d.flags)?,
             FileKind::Unix(_) => socket::unix(self, d)?,
-            FileKind::Inet(s) => socket::inet(d, s)?,
+            FileKind::Inet(s) => socket::inet(self, d, s)?,
             FileKind::EventFd { count, semaphore } => {
                 let mut flags = libc::EFD_CLOEXEC;
                 if *semaphore {

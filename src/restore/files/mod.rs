@@ -15,6 +15,9 @@ use rckpt_images::mm::{VmaKind, vmflags};
 
 mod kinds;
 mod socket;
+mod tcp;
+
+pub use tcp::unlock as unlock_tcp;
 
 use super::abi::{BlobEpoll, BlobLock, InstallFd, TTY_OP_FOREGROUND, TTY_OP_SCTTY};
 use super::{RestoreError, RestoreOptions, Result};
@@ -130,6 +133,7 @@ pub fn open_all(set: &ImageSet, opts: &RestoreOptions) -> Result<FdSetup> {
     for t in set.pstree.tasks.iter().filter(|t| !t.state.is_zombie()) {
         open_task(&mut s, &mut makers, set, t.pid, opts)?;
     }
+    makers.finish()?;
     Ok(s)
 }
 

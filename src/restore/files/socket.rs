@@ -1,7 +1,7 @@
 //! Sockets made again: a pair for two connected unix sockets of the tree, each
 //! end's receive queue refilled by sending through the other, message by
 //! message; bound and listening sockets by name or address; shutdown state and
-//! options.
+//! options. Established TCP connections: tcp.rs.
 
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -154,7 +154,25 @@ pub fn unix(m: &mut Makers<'_>, d: &FileDesc) -> Result<OwnedFd> {
     Ok(fd)
 }
 
-pub fn inet(d: &FileDesc, s: &InetSocket) -> Result<OwnedFd> {
+/// A raw sockaddr_in or sockaddr_in6.
+pub(super) fn sockaddr_in(family: u16, addr: &[u8], port: u16) -> Vec<u8> {
+    let mut a = family.to_ne_bytes().to_vec();
+    a.extend_from_slice(&port.to_be_bytes());
+    if family as i32 == libc::AF_INET {
+        a.extend_from_slice(addr);
+        a.extend_from_slice(&[0; 8]);
+    } else {
+        a.extend_from_slice(&[0; 4]);
+        a.extend_from_slice(addr);
+        a.extend_from_slice(&[0; 4]);
+    }
+    a
+}
+
+pub fn inet(m: &mut Makers<'_>, d: &FileDesc, s: &InetSocket) -> Result<OwnedFd> {
+    if let Some(t) = &s.tcp {
+        return super::tcp::make(m, d, s, t);
+    }
     let family = if s.family as i32 == libc::AF_INET { AddressFamily::Inet } else { AddressFamily::Inet6 };
     let fd = socket(family, nix_type(s.stype), SockFlag::SOCK_CLOEXEC, None).map_err(sys("create a socket"))?;
     let f = fd.as_fd();
@@ -163,19 +181,26 @@ pub fn inet(d: &FileDesc, s: &InetSocket) -> Result<OwnedFd> {
     if family == AddressFamily::Inet6 {
         sock::setsockopt_int(f, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, s.v6only as i32)?;
     }
+    let mut forced_reuse = false;
     if s.port != 0 {
-        let mut a = s.family.to_ne_bytes().to_vec();
-        a.extend_from_slice(&s.port.to_be_bytes());
-        if s.family as i32 == libc::AF_INET {
-            a.extend_from_slice(&s.addr);
-            a.extend_from_slice(&[0; 8]);
-        } else {
-            a.extend_from_slice(&[0; 4]);
-            a.extend_from_slice(&s.addr);
-            a.extend_from_slice(&[0; 4]);
+        let a = sockaddr_in(s.family, &s.addr, s.port);
+        let mut r = sock::bind_raw(f, &a, false);
+        // A connection accepted from this listener, made first (its fd came
+        // first), holds the port already: it came after the listener in the
+        // dumped tree, so bind and listen are let past it (both sockets with
+        // SO_REUSEADDR) and the saved setting is put back.
+        let repaired_on_port = || {
+            m.image.files.iter().any(|o| matches!(&o.kind, FileKind::Inet(o) if o.tcp.is_some() && o.port == s.port))
+        };
+        if r.as_ref().is_err_and(|e| e.errno() == Some(nix::errno::Errno::EADDRINUSE))
+            && !s.reuseaddr
+            && repaired_on_port()
+        {
+            sock::setsockopt_int(f, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+            forced_reuse = true;
+            r = sock::bind_raw(f, &a, false);
         }
-        sock::bind_raw(f, &a, false)
-            .map_err(|e| RestoreError::Mismatch(format!("file {}: cannot bind port {} again: {e}", d.id, s.port)))?;
+        r.map_err(|e| RestoreError::Mismatch(format!("file {}: cannot bind port {} again: {e}", d.id, s.port)))?;
     }
     if s.listening {
         nix::sys::socket::listen(
@@ -184,6 +209,9 @@ pub fn inet(d: &FileDesc, s: &InetSocket) -> Result<OwnedFd> {
                 .unwrap_or(nix::sys::socket::Backlog::MAXCONN),
         )
         .map_err(sys("listen"))?;
+    }
+    if forced_reuse {
+        sock::setsockopt_int(f, libc::SOL_SOCKET, libc::SO_REUSEADDR, 0)?;
     }
     super::kinds::set_flags(&fd, d.flags)?;
     Ok(fd)
