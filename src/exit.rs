@@ -57,6 +57,7 @@ impl Exit {
             E::Unsupported { .. } | E::Refused { .. } => Exit::Unsupported,
             E::NoTask(_) => Exit::NoTask,
             E::Privilege { .. } => Exit::Permission,
+            E::Inside { code, .. } => Exit::ALL.into_iter().find(|x| x.code() == *code).unwrap_or(Exit::Failed),
             E::BadImageDir { .. } => Exit::Usage,
             E::Sys(SysError::Timeout { .. }) => Exit::Timeout,
             E::Sys(SysError::Task { errno: nix::errno::Errno::EPERM, .. }) => Exit::Permission,

@@ -18,6 +18,7 @@ pub mod parasite;
 pub mod proc;
 pub mod progress;
 pub mod restore;
+pub mod run;
 pub mod show;
 #[allow(unsafe_code)]
 pub mod sys;

@@ -155,6 +155,15 @@ An archive is unpacked into a private directory in $TMPDIR and checked in full
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Run a command as the init of fresh PID, UTS, IPC and network namespaces,
+    /// ready to be snapshotted (its restores get fresh namespaces too).
+    #[command(
+        after_help = "Example:\n  rckpt run -- redis-server --port 6379 &\n  rckpt dump -t <the pid it prints> -D /tmp/img"
+    )]
+    Run {
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        cmd: Vec<String>,
+    },
     #[command(hide = true, name = "demo-workload")]
     DemoWorkload,
 }
@@ -225,6 +234,10 @@ fn main() -> ExitCode {
             print(&String::from_utf8_lossy(&script))
         }
         Cmd::DemoWorkload => rckpt::demo::workload(),
+        Cmd::Run { cmd } => match rckpt::run::run(&cmd) {
+            Ok(status) => return ExitCode::from(status),
+            Err(e) => fail(&e, Exit::Failed),
+        },
     };
     ExitCode::from(code.code())
 }

@@ -181,3 +181,151 @@ fn a_thread_pool_finishes_every_job_right() {
         assert_eq!(l, &format!("RESULT {n} {:016x}", pool_job(*n)));
     }
 }
+
+// ---- The same programs inside `rckpt run` namespaces, each restored twice at once.
+
+/// Starts `cmd` with `rckpt run`: the workload's pid is its init's on the host.
+fn run_in_namespaces(cmd: &[&str]) -> Workload {
+    let mut c = Command::new(RCKPT);
+    c.arg("run").arg("--").args(cmd);
+    let mut w = Workload::command(c);
+    assert_eq!(w.pid, 1, "the program is not the init of its namespace");
+    let run = w.child_pid();
+    let kids = std::fs::read_to_string(format!("/proc/{run}/task/{run}/children")).unwrap();
+    w.pid = kids.split_whitespace().next().unwrap().parse().unwrap();
+    w
+}
+
+/// Runs `f` in a thread inside the network namespace of `pid`.
+fn in_netns<T: Send>(pid: i32, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
+            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            f()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+fn nspid(pid: i32) -> Vec<i32> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let l = s.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+    l[6..].split_whitespace().map(|x| x.parse().unwrap()).collect()
+}
+
+/// Dumps `w` (an init of `rckpt run`) and restores the image twice at once:
+/// the lines it printed before, and each restore's status and lines.
+fn dump_and_restore_twice(
+    mut w: Workload,
+    tag: &str,
+    prefix: &str,
+) -> (Vec<(u64, String)>, Vec<(u64, String)>, Vec<(u64, String)>) {
+    let img = TempDir::new(tag);
+    dump_ok(w.pid, img.path(), &[]);
+    w.wait_gone();
+    let before = steps(&w.out.drain(Duration::from_millis(200)).to_vec(), prefix);
+    // The image's pids are taken on the host (pid 1 always is): only fresh
+    // namespaces let it come back, twice.
+    assert!(std::path::Path::new("/proc/1").exists());
+    let mut a = Restore::spawn(img.path(), &["--inherit-fd", &w.inherit_stdout()]);
+    let mut b = Restore::spawn(img.path(), &["--inherit-fd", &w.inherit_stdout()]);
+    assert_ne!(a.pid, b.pid);
+    for r in [&a, &b] {
+        assert_eq!(nspid(r.pid).last(), Some(&1), "restored {} is not the init of its namespace", r.pid);
+    }
+    let (sa, la) = a.finish();
+    let (sb, lb) = b.finish();
+    assert!(sa.success() && sb.success(), "{sa:?} {sb:?}\n{la:?}\n{lb:?}");
+    (before, steps(&la, prefix), steps(&lb, prefix))
+}
+
+fn check_continues(reference: &[(u64, String)], before: &[(u64, String)], after: &[(u64, String)], total: u64) {
+    let last = before.last().unwrap().0;
+    assert_eq!(after.first().map(|s| s.0), Some(last + 1), "it did not continue from {last}: {after:?}");
+    for (n, l) in before.iter().chain(after.iter()) {
+        assert_eq!(&reference[*n as usize - 1].1, l, "step {n} differs from an uninterrupted run");
+    }
+    assert_eq!(after.last().map(|s| s.0), Some(total));
+}
+
+#[test]
+fn in_namespaces_python_continues_twice_at_once() {
+    let py = "/usr/bin/python3";
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/programs/compute.py");
+    let out = Command::new(py).args([script, "60", "0"]).output().unwrap();
+    let reference = steps(&String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect::<Vec<_>>(), "STEP ");
+    let mut w = run_in_namespaces(&[py, script, "60", "0.02"]);
+    w.out.wait_for("STEP 10 ", Duration::from_secs(30));
+    let (before, a, b) = dump_and_restore_twice(w, "ns-python", "STEP ");
+    check_continues(&reference, &before, &a, 60);
+    check_continues(&reference, &before, &b, 60);
+}
+
+#[test]
+fn in_namespaces_bash_continues_twice_at_once() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/programs/loop.sh");
+    let out = Command::new("bash").args([script, "40", "0"]).output().unwrap();
+    let reference =
+        steps(&String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect::<Vec<_>>(), "ROUND ");
+    let mut w = run_in_namespaces(&["bash", script, "40", "0.05"]);
+    w.out.wait_for("ROUND 5 ", Duration::from_secs(30));
+    let (before, a, b) = dump_and_restore_twice(w, "ns-bash", "ROUND ");
+    check_continues(&reference, &before, &a, 40);
+    check_continues(&reference, &before, &b, 40);
+}
+
+#[test]
+fn in_namespaces_a_thread_pool_finishes_twice_at_once() {
+    let bin = workload_bin("threadpool");
+    let mut w = run_in_namespaces(&[bin.to_str().unwrap(), "300", "5000"]);
+    w.out.wait_for("RESULT 20 ", Duration::from_secs(30));
+    let (before, a, b) = dump_and_restore_twice(w, "ns-pool", "RESULT ");
+    for after in [a, b] {
+        assert_eq!(after.first().map(|s| s.0), before.last().map(|s| s.0 + 1));
+        let all: Vec<_> = before.iter().chain(after.iter()).collect();
+        assert_eq!(all.len(), 300);
+        for (n, l) in all {
+            assert_eq!(l, &format!("RESULT {n} {:016x}", pool_job(*n)));
+        }
+    }
+}
+
+#[test]
+fn in_namespaces_redis_answers_twice_at_once_on_the_same_port() {
+    // The same port in every namespace (and maybe on the host too).
+    let port = 6379;
+    let mut w = run_in_namespaces(&[
+        "sh",
+        "-c",
+        "echo READY $$; exec redis-server --port 6379 --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+         --protected-mode no --loglevel warning",
+    ]);
+    let init = w.pid;
+    in_netns(init, || {
+        wait_listening(port);
+        for i in 0..200 {
+            assert_eq!(redis(port, &["SET", &format!("key:{i}"), &format!("v{}", i * 31)]), "+OK");
+        }
+        assert_eq!(redis(port, &["INCRBY", "counter", "41"]), ":41");
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let img = TempDir::new("ns-redis");
+    dump_ok(w.pid, img.path(), &[]);
+    w.wait_gone();
+    let restores: Vec<Restore> =
+        (0..2).map(|_| Restore::spawn(img.path(), &["--inherit-fd", &w.inherit_stdout()])).collect();
+    for r in &restores {
+        assert_eq!(nspid(r.pid).last(), Some(&1));
+        in_netns(r.pid, || {
+            wait_listening(port);
+            for i in (0..200).step_by(9) {
+                assert_eq!(redis(port, &["GET", &format!("key:{i}")]), format!("v{}", i * 31));
+            }
+            assert_eq!(redis(port, &["DBSIZE"]), ":201");
+            // Each restore goes on by itself.
+            assert_eq!(redis(port, &["INCR", "counter"]), ":42");
+        });
+    }
+}

@@ -21,6 +21,30 @@ pub struct Inventory {
     pub images: Vec<ImageFile>,
     /// Resources outside the tree that the tree uses (see ARCHITECTURE rule 8).
     pub externals: Vec<External>,
+    /// Namespaces the tree has of its own (made fresh at restore).
+    pub namespaces: Namespaces,
+}
+
+/// The namespaces a tree owns, as `rckpt run` makes them: each is made afresh
+/// at restore, so a restored tree never collides with the host or with another
+/// restore of the same image.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Namespaces {
+    /// A PID namespace whose init is the root (root_pid is 1): every pid of
+    /// the image is the namespace's.
+    pub pid: bool,
+    /// A network namespace holding only the loopback interface, up.
+    pub net: bool,
+    /// An IPC namespace (holding no System V objects).
+    pub ipc: bool,
+    /// A UTS namespace with this host and domain name.
+    pub uts: Option<Uts>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Uts {
+    pub hostname: String,
+    pub domainname: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +81,12 @@ impl Inventory {
         for f in &self.images {
             crate::check_file_name(&f.name)?;
             check(f.kind != Kind::Inventory, || format!("{} is listed as an inventory", f.name))?;
+        }
+        check(!self.namespaces.pid || self.root_pid == 1, || {
+            format!("a pid namespace whose root is pid {}, not 1", self.root_pid)
+        })?;
+        if let Some(u) = &self.namespaces.uts {
+            check(u.hostname.len() <= 64 && u.domainname.len() <= 64, || "host or domain name too long".into())?;
         }
         for e in &self.externals {
             check(!e.key.is_empty() && e.key.len() < 4096, || "external key length is out of range".into())?;

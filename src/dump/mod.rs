@@ -7,6 +7,7 @@ pub mod core;
 pub mod files;
 pub mod freeze;
 pub mod mm;
+mod ns;
 pub mod pages;
 pub mod seccomp;
 pub mod signals;
@@ -50,6 +51,9 @@ pub enum DumpError {
     Fault(#[from] fault::Fault),
     #[error(transparent)]
     Netfilter(#[from] crate::sys::netfilter::NetfilterError),
+    /// The dump inside the tree's namespaces failed (its message, exit code).
+    #[error("{message}")]
+    Inside { code: u8, message: String },
 }
 
 pub type Result<T> = std::result::Result<T, DumpError>;
@@ -79,11 +83,28 @@ pub struct DumpReport {
     pub externals: Vec<inventory::External>,
 }
 
-/// Dumps the tree rooted at `opts.pid`.
+/// Dumps the tree rooted at `opts.pid`. A tree with namespaces of its own is
+/// dumped from inside them (rckpt must be single-threaded then: it forks).
 pub fn dump(opts: &DumpOptions) -> Result<DumpReport> {
+    if !std::path::Path::new(&format!("/proc/{}", opts.pid)).exists() {
+        return Err(DumpError::NoTask(opts.pid));
+    }
+    if opts.pid.as_raw() > 1
+        && let Some(n) = ns::owned(opts.pid)?
+    {
+        return ns::dump_inside(opts, n);
+    }
+    dump_here(opts, &inventory::Namespaces::default(), true)
+}
+
+/// Dumps from where rckpt stands. `kill`: kill the tree after a dump without
+/// --leave-running (false: leave it frozen, for the outer rckpt to kill a PID
+/// namespace's init).
+fn dump_here(opts: &DumpOptions, namespaces: &inventory::Namespaces, kill: bool) -> Result<DumpReport> {
     let t0 = Instant::now();
     let pid = opts.pid;
-    if pid.as_raw() <= 1 || pid == nix::unistd::getpid() {
+    let init_ok = namespaces.pid && pid.as_raw() == 1;
+    if (pid.as_raw() <= 1 && !init_ok) || pid == nix::unistd::getpid() {
         return Err(DumpError::Refused { pid, why: "it is init or rckpt itself".into() });
     }
     if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
@@ -115,6 +136,7 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpReport> {
         root_pid: pid.as_raw(),
         images: Vec::new(),
         externals: saved.externals.clone(),
+        namespaces: namespaces.clone(),
     };
     // The rules blocking TCP connections go (dropping `tcp`) wherever the tree
     // runs on.
@@ -145,7 +167,12 @@ pub fn dump(opts: &DumpOptions) -> Result<DumpReport> {
             frozen.release(&deferred);
             return Err(e);
         }
-        frozen.kill()?;
+        if kill {
+            frozen.kill()?;
+        } else {
+            // Stays frozen and traced until its namespace is killed from outside.
+            std::mem::forget(frozen);
+        }
     }
     Ok(DumpReport {
         pids,

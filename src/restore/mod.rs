@@ -113,13 +113,19 @@ pub fn restore(opts: &RestoreOptions) -> Result<Pid> {
     );
     validate::check_host(&set, opts)?;
     fault::point("restore.validated")?;
-    for h in task::helper_pids(&set) {
-        validate::wait_pid_free(h)?;
+    let n = &set.inventory.namespaces;
+    if *n != rckpt_images::inventory::Namespaces::default() {
+        fresh_namespaces(n)?;
     }
-    for t in &set.pstree.tasks {
-        validate::wait_pid_free(t.pid)?;
-        for &tid in &t.threads {
-            validate::wait_pid_free(tid)?;
+    if !n.pid {
+        for h in task::helper_pids(&set) {
+            validate::wait_pid_free(h)?;
+        }
+        for t in &set.pstree.tasks {
+            validate::wait_pid_free(t.pid)?;
+            for &tid in &t.threads {
+                validate::wait_pid_free(tid)?;
+            }
         }
     }
     let prepared = task::prepare(&set, opts)?;
@@ -130,6 +136,32 @@ pub fn restore(opts: &RestoreOptions) -> Result<Pid> {
         eprintln!("rckpt: warning: restored TCP connections are still blocked: {e}");
     }
     Ok(root)
+}
+
+/// Makes the tree's namespaces afresh: rckpt enters new network, UTS and IPC
+/// namespaces itself (so the sockets it makes are the tree's), and a new PID
+/// namespace for its children, whose first is the tree's init.
+fn fresh_namespaces(n: &rckpt_images::inventory::Namespaces) -> Result<()> {
+    use nix::sched::CloneFlags as F;
+    let mut flags = F::empty();
+    for (on, f) in [
+        (n.net, F::CLONE_NEWNET),
+        (n.uts.is_some(), F::CLONE_NEWUTS),
+        (n.ipc, F::CLONE_NEWIPC),
+        (n.pid, F::CLONE_NEWPID),
+    ] {
+        if on {
+            flags |= f;
+        }
+    }
+    crate::sys::ns::unshare(flags)?;
+    if n.net {
+        crate::sys::ns::loopback_up()?;
+    }
+    if let Some(u) = &n.uts {
+        crate::sys::ns::set_names(&u.hostname, &u.domainname)?;
+    }
+    Ok(())
 }
 
 /// Waits for a restored root and returns its status (exit code, or 128 + signal).

@@ -117,6 +117,58 @@ pub struct Prepared<'s> {
     /// Some task runs under seccomp filters: the tree is traced with
     /// PTRACE_O_SUSPEND_SECCOMP (see create_and_release).
     suspend_seccomp: bool,
+    /// The tree gets a PID namespace of its own (rckpt has unshared it).
+    pid_ns: bool,
+}
+
+/// The pids rckpt uses for the image's tasks: the same ones, unless the tree
+/// has a PID namespace of its own; then they are found by walking the tree
+/// from its init and reading each task's NSpid.
+struct HostPids {
+    ns: bool,
+    root: Pid,
+    map: BTreeMap<i32, i32>,
+    scanned: bool,
+}
+
+impl HostPids {
+    fn new(ns: bool, root: Pid) -> HostPids {
+        HostPids { ns, root, map: BTreeMap::new(), scanned: false }
+    }
+
+    /// The pid rckpt sees for image pid `inner` (None: not created yet).
+    fn get(&mut self, inner: i32) -> Option<Pid> {
+        if !self.ns {
+            return Some(Pid::from_raw(inner));
+        }
+        if !self.map.contains_key(&inner) && !self.scanned {
+            self.scan();
+        }
+        self.map.get(&inner).map(|h| Pid::from_raw(*h))
+    }
+
+    /// Allows one more walk of the tree (once per round of waiting).
+    fn next_round(&mut self) {
+        self.scanned = false;
+    }
+
+    fn scan(&mut self) {
+        self.scanned = true;
+        let mut todo = vec![self.root.as_raw()];
+        while let Some(p) = todo.pop() {
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else { continue };
+            for t in tasks.flatten() {
+                let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+                if let Some(inner) =
+                    crate::sys::ns::nspids(Pid::from_raw(p), Pid::from_raw(tid)).and_then(|v| v.last().copied())
+                {
+                    self.map.insert(inner, tid);
+                }
+                let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+                todo.extend(kids.split_whitespace().filter_map(|k| k.parse::<i32>().ok()));
+            }
+        }
+    }
 }
 
 fn siginfo(shared: bool, s: &rckpt_images::core::SigInfo) -> BlobSiginfo {
@@ -555,6 +607,8 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
                 leader_exited: leader_exited as u32,
                 parent_pid: match helper {
                     Some((h, _)) if pid == root => h,
+                    // The init of a PID namespace sees no parent.
+                    _ if set.inventory.namespaces.pid => 0,
                     _ => std::process::id() as i32,
                 },
                 pid,
@@ -668,30 +722,39 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
         tasks: plans,
         park_timeout,
         suspend_seccomp: set.cores.values().any(|c| !c.seccomp_filters.is_empty()),
+        pid_ns: set.inventory.namespaces.pid,
     })
 }
 
 /// The tasks rckpt created: killed and reaped on drop unless released.
 struct Created {
+    /// As rckpt sees it (in a PID namespace of the tree's: its init, whose
+    /// death takes every task of the namespace with it).
     root: Pid,
+    /// Image pids, and the pids rckpt sees for them.
     pids: Vec<i32>,
+    host: HostPids,
+    /// By image tid; each Tracee holds the pid rckpt sees.
     tracees: BTreeMap<i32, Tracee>,
 }
 
 impl Drop for Created {
     fn drop(&mut self) {
-        for &p in self.pids.iter().rev() {
-            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+        if !self.host.ns {
+            for &p in self.pids.iter().rev() {
+                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            }
         }
         let _ = kill(self.root, Signal::SIGKILL);
         // Collect what the kernel reports to the tracer, so nothing lingers.
         let deadline = Instant::now() + Duration::from_secs(5);
-        for (tid, t) in std::mem::take(&mut self.tracees) {
+        for (_, t) in std::mem::take(&mut self.tracees) {
+            let tid = t.pid();
             while Instant::now() < deadline {
-                match crate::sys::wait::try_wait_pid(Pid::from_raw(tid)) {
+                match crate::sys::wait::try_wait_pid(tid) {
                     Ok(Some(s)) if Stop::from_status(s).is_gone() => break,
                     Ok(Some(_)) => {
-                        let _ = nix::sys::ptrace::cont(Pid::from_raw(tid), None);
+                        let _ = nix::sys::ptrace::cont(tid, None);
                     }
                     Ok(None) => std::thread::sleep(Duration::from_millis(1)),
                     Err(_) => break,
@@ -739,8 +802,15 @@ pub fn create_and_release(mut p: Prepared<'_>) -> Result<Pid> {
             e => e.into(),
         })?
     };
-    let mut created = Created { root: child, pids: p.tasks.iter().map(|t| t.pid).collect(), tracees: BTreeMap::new() };
-    if child != first {
+    let mut created = Created {
+        root: child,
+        pids: p.tasks.iter().map(|t| t.pid).collect(),
+        host: HostPids::new(p.pid_ns, child),
+        tracees: BTreeMap::new(),
+    };
+    if p.pid_ns {
+        created.host.map.insert(first.as_raw(), child.as_raw());
+    } else if child != first {
         return Err(RestoreError::Invalid(format!("clone3 gave pid {child} instead of {first}")));
     }
     // Seccomp filters are installed while the trampoline still runs, and the
@@ -766,7 +836,7 @@ pub fn create_and_release(mut p: Prepared<'_>) -> Result<Pid> {
     }
     p.ctl.write_bytes(root_ctl * CONTROL_SIZE as usize, pod::bytes_of(&c));
     t.resume(Resume::Cont, 0)?;
-    created.tracees.insert(child.as_raw(), t);
+    created.tracees.insert(first.as_raw(), t);
     fault::point("restore.created")?;
     p.ctl.store_and_wake(root_ctl * CONTROL_SIZE as usize, 1);
     drop(p.fds.take());
@@ -781,7 +851,8 @@ pub fn create_and_release(mut p: Prepared<'_>) -> Result<Pid> {
         // ARCH_MAP_VDSO_64 takes its address as a hint: check the instruction is
         // where the image says before running anything on it.
         let mut code = [0u8; 2];
-        crate::sys::mem::ProcMem::open(Pid::from_raw(tid), false)?.read_exact(RemoteAddr(task.insn), &mut code)?;
+        let host = created.tracees.get(&tid).expect("parked").pid();
+        crate::sys::mem::ProcMem::open(host, false)?.read_exact(RemoteAddr(task.insn), &mut code)?;
         if code != [0x0f, 0x05] {
             return Err(RestoreError::Layout {
                 pid: task.pid,
@@ -807,7 +878,7 @@ pub fn create_and_release(mut p: Prepared<'_>) -> Result<Pid> {
                 errno: nix::errno::Errno::from_raw(-r as i32),
             });
         }
-        mm::check_layout(Pid::from_raw(tid), task.mm, task.files)?;
+        mm::check_layout(host, task.mm, task.files)?;
     }
     fault::point("restore.unmapped")?;
 
@@ -818,7 +889,8 @@ pub fn create_and_release(mut p: Prepared<'_>) -> Result<Pid> {
         }
         if task.stopped {
             // Queued now, taken by get_signal as soon as the task leaves its stop.
-            let _ = kill(Pid::from_raw(task.pid), Signal::SIGSTOP);
+            let host = created.tracees.get(&task.threads[0].tid).expect("parked").pid();
+            let _ = kill(host, Signal::SIGSTOP);
         }
     }
 
@@ -833,8 +905,9 @@ pub fn create_and_release(mut p: Prepared<'_>) -> Result<Pid> {
     for (_, t) in std::mem::take(&mut created.tracees) {
         let _ = t.detach(0);
     }
+    let host_root = created.root;
     std::mem::forget(created);
-    Ok(root)
+    Ok(if p.pid_ns { host_root } else { root })
 }
 
 /// Waits until every thread of the tree is parked at its int3, letting the
@@ -859,11 +932,13 @@ fn park_all(p: &Prepared<'_>, created: &mut Created) -> Result<()> {
     let mut idle = 0u32;
     while !waiting.is_empty() {
         let mut progressed = false;
+        created.host.next_round();
         for (h, off) in helpers.clone() {
-            let Ok(Some(s)) = crate::sys::wait::try_wait_pid(h) else { continue };
+            let Some(hh) = created.host.get(h.as_raw()) else { continue };
+            let Ok(Some(s)) = crate::sys::wait::try_wait_pid(hh) else { continue };
             progressed = true;
             let stop = Stop::from_status(s);
-            let t = created.tracees.entry(h.as_raw()).or_insert_with(|| Tracee::adopt(h));
+            let t = created.tracees.entry(h.as_raw()).or_insert_with(|| Tracee::adopt(hh));
             t.note_stopped(stop);
             match stop {
                 Stop::Exited(0) => {
@@ -888,9 +963,10 @@ fn park_all(p: &Prepared<'_>, created: &mut Created) -> Result<()> {
                 runners.remove(&tid);
                 continue;
             }
-            if let Ok(Some(s)) = crate::sys::wait::try_wait_pid(Pid::from_raw(tid)) {
+            let Some(host) = created.host.get(tid) else { continue };
+            if let Ok(Some(s)) = crate::sys::wait::try_wait_pid(host) {
                 progressed = true;
-                let t = created.tracees.entry(tid).or_insert_with(|| Tracee::adopt(Pid::from_raw(tid)));
+                let t = created.tracees.entry(tid).or_insert_with(|| Tracee::adopt(host));
                 let stop = Stop::from_status(s);
                 t.note_stopped(stop);
                 if !stop.is_gone() {
@@ -901,7 +977,15 @@ fn park_all(p: &Prepared<'_>, created: &mut Created) -> Result<()> {
         for tid in waiting.keys().copied().collect::<Vec<_>>() {
             let (ti, off) = waiting[&tid];
             let task = &p.tasks[ti];
-            let status = match crate::sys::wait::try_wait_pid(Pid::from_raw(tid)) {
+            let Some(host) = created.host.get(tid) else {
+                // Not created yet by its parent's trampoline.
+                let st = ctl_state(&p.ctl, task.runner_ctl);
+                if st.error != 0 {
+                    return Err(step_error(task.pid, &st));
+                }
+                continue;
+            };
+            let status = match crate::sys::wait::try_wait_pid(host) {
                 Ok(Some(s)) => s,
                 Ok(None) => continue,
                 // Not created yet by its parent's trampoline.
@@ -917,7 +1001,7 @@ fn park_all(p: &Prepared<'_>, created: &mut Created) -> Result<()> {
             progressed = true;
             let stop = Stop::from_status(status);
             if !created.tracees.contains_key(&tid) {
-                created.tracees.insert(tid, Tracee::adopt(Pid::from_raw(tid)));
+                created.tracees.insert(tid, Tracee::adopt(host));
             }
             let t = created.tracees.get_mut(&tid).unwrap();
             t.note_stopped(stop);

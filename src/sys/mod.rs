@@ -11,6 +11,7 @@ pub mod files;
 pub mod handle;
 pub mod mem;
 pub mod netfilter;
+pub mod ns;
 pub mod pagemap;
 pub mod pidfd;
 pub mod pod;

@@ -141,6 +141,11 @@ impl Workload {
         Workload { pid, child: Some(child), out, stdout_ino }
     }
 
+    /// The pid of the process the harness started (not the READY one).
+    pub fn child_pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
     /// `--inherit-fd` for its stdout, for a restore whose stdout is the new pipe.
     pub fn inherit_stdout(&self) -> String {
         format!("fd[1]:pipe:[{}]", self.stdout_ino)

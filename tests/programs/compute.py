@@ -12,7 +12,10 @@ import os
 import sys
 import time
 
-os.setsid()
+try:
+    os.setsid()
+except PermissionError:
+    pass  # a session leader already (rckpt run)
 steps = int(sys.argv[1])
 pause = float(sys.argv[2])
 data = {i: hashlib.sha256(str(i).encode()).hexdigest() for i in range(50000)}
