@@ -107,7 +107,12 @@ fn snapshot_of(w: &Workload) -> (String, Vec<(String, Vec<u8>)>, Vec<String>, St
 fn snapshot(pid: i32) -> (String, Vec<(String, Vec<u8>)>, Vec<String>, String) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let sig: String =
-        status.lines().filter(|l| l.starts_with("Sig") || l.starts_with("Shd")).collect::<Vec<_>>().join("\n");
+        // SigQ counts the signals queued to every process of the user: not this one's.
+        status
+            .lines()
+            .filter(|l| (l.starts_with("Sig") || l.starts_with("Shd")) && !l.starts_with("SigQ"))
+            .collect::<Vec<_>>()
+            .join("\n");
     (maps(pid), memory(pid), fds(pid), sig)
 }
 

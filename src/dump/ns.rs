@@ -23,7 +23,7 @@ fn refuse(pid: Pid, what: String) -> DumpError {
 
 /// Network interfaces of `pid`'s network namespace.
 fn interfaces(pid: Pid) -> Result<Vec<String>> {
-    let p = format!("/proc/{pid}/net/dev");
+    let p = ns::live_dir(pid).join("net/dev");
     let s = std::fs::read_to_string(&p).map_err(|source| DumpError::Io { op: "read", path: p.into(), source })?;
     Ok(s.lines().skip(2).filter_map(|l| Some(l.split(':').next()?.trim().to_string())).collect())
 }
@@ -44,7 +44,8 @@ pub fn owned(root: Pid) -> Result<Option<Namespaces>> {
     }
     let mut n = Namespaces::default();
     if its.pid != mine.pid {
-        let nspid = ns::nspids(root, root).unwrap_or_default();
+        let tid = ns::live_dir(root).file_name().and_then(|n| n.to_str()?.parse().ok()).unwrap_or(root.as_raw());
+        let nspid = ns::nspids(root, Pid::from_raw(tid)).unwrap_or_default();
         if nspid.last() != Some(&1) {
             return Err(refuse(
                 root,

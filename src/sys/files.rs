@@ -29,6 +29,9 @@ pub fn timerfd(clock: i32, interval_ns: u64, value_ns: u64, ticks: u64) -> Resul
     // SAFETY: integers in, a new descriptor out.
     let fd = made("create a timerfd", unsafe { libc::syscall(libc::SYS_timerfd_create, clock, libc::TFD_CLOEXEC) })?;
     let ts = |ns: u64| libc::timespec { tv_sec: (ns / 1_000_000_000) as i64, tv_nsec: (ns % 1_000_000_000) as i64 };
+    // A periodic timer read at the instant it fired shows no time left: it is
+    // armed all the same, and fires at once.
+    let value_ns = if value_ns == 0 && interval_ns != 0 { 1 } else { value_ns };
     let spec = libc::itimerspec { it_interval: ts(interval_ns), it_value: ts(value_ns) };
     if value_ns != 0 {
         // SAFETY: spec is a live itimerspec; no old value is asked for.

@@ -30,10 +30,23 @@ fn ns_ino(base: &Path, name: &str) -> Result<u64> {
     })
 }
 
+/// The /proc directory of a live thread of `pid` (its leader may have exited,
+/// and an exited leader has no namespaces left).
+pub fn live_dir(pid: Pid) -> std::path::PathBuf {
+    let own = std::path::PathBuf::from(format!("/proc/{pid}"));
+    if own.join("ns/net").exists() {
+        return own;
+    }
+    std::fs::read_dir(own.join("task"))
+        .ok()
+        .and_then(|d| d.flatten().map(|e| e.path()).find(|p| p.join("ns/net").exists()))
+        .unwrap_or(own)
+}
+
 /// `pid` None: rckpt itself.
 pub fn ids(pid: Option<Pid>) -> Result<NsIds> {
     let base = match pid {
-        Some(p) => std::path::PathBuf::from(format!("/proc/{p}")),
+        Some(p) => live_dir(p),
         None => std::path::PathBuf::from("/proc/self"),
     };
     Ok(NsIds {
@@ -48,7 +61,7 @@ pub fn ids(pid: Option<Pid>) -> Result<NsIds> {
 }
 
 fn open_ns(pid: Pid, name: &str) -> Result<OwnedFd> {
-    let p = format!("/proc/{pid}/ns/{name}");
+    let p = live_dir(pid).join("ns").join(name);
     std::fs::File::open(&p).map(OwnedFd::from).map_err(|e| SysError::Os {
         op: "open a namespace",
         errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),

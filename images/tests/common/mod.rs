@@ -433,6 +433,7 @@ pub fn valid_set() -> ImageSet {
                 External { key: PIPE_KEY.into(), kind: ExternalKind::Pipe },
                 External { key: TTY_KEY.into(), kind: ExternalKind::Tty },
             ],
+            namespaces: Default::default(),
         },
         pstree,
         files: files_image(),
