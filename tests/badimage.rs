@@ -126,3 +126,52 @@ fn an_unbound_external_is_named() {
     );
     assert!(!alive(w.pid));
 }
+
+#[test]
+fn an_image_from_a_cpu_with_more_features_is_refused_naming_them() {
+    use rckpt_images::Image;
+    use rckpt_images::inventory::Inventory;
+    let mut w = Workload::spawn("blocking", &["pause", "restored"]);
+    let img = TempDir::new("cpu");
+    dump_ok(w.pid, img.path(), &[]);
+    w.wait_gone();
+    let here = rckpt::arch::cpu::this_cpu();
+    // A feature this CPU lacks (any of these: none has them all).
+    let lacking = ["avx512fp16", "amx-tile", "avx512bf16", "avx512vbmi2", "sse4a", "avx512f", "avx2"]
+        .into_iter()
+        .find(|f| !here.flags.iter().any(|h| h == f))
+        .expect("this CPU has every feature the test could ask for");
+    let p = img.file("inventory.img");
+    let mut inv = Inventory::decode(&std::fs::read(&p).unwrap()).unwrap();
+    assert_eq!(inv.cpu, here, "the dump records this CPU");
+    inv.cpu.flags.push(lacking.to_string());
+    std::fs::write(&p, inv.encode().unwrap()).unwrap();
+    let (st, _, err) =
+        rckpt(&["restore", "-D", img.path().to_str().unwrap(), "--inherit-fd", &w.inherit_stdout()], &[]);
+    assert_eq!(st.code(), Some(78), "{err}");
+    assert!(err.contains(lacking) && err.contains("lacks"), "{err}");
+    assert!(!alive(w.pid));
+}
+
+#[test]
+fn a_changed_library_refuses_the_restore_naming_it() {
+    let lib = TempDir::new("lib");
+    std::fs::create_dir_all(lib.path()).unwrap();
+    let copy = lib.file("libm-copy.so");
+    std::fs::copy("/lib/x86_64-linux-gnu/libm.so.6", &copy).unwrap();
+    let mut w = Workload::spawn("dlopen", &[copy.to_str().unwrap()]);
+    let img = TempDir::new("lib-img");
+    dump_ok(w.pid, img.path(), &[]);
+    w.wait_gone();
+    // The same library, same size, another build: its build-id changes.
+    let id = rckpt::elf::build_id(&copy).unwrap().expect("libm has a build-id");
+    let mut bytes = std::fs::read(&copy).unwrap();
+    let at = bytes.windows(id.len()).position(|w| w == id.as_slice()).unwrap();
+    bytes[at] ^= 0xff;
+    std::fs::write(&copy, &bytes).unwrap();
+    let (st, _, err) =
+        rckpt(&["restore", "-D", img.path().to_str().unwrap(), "--inherit-fd", &w.inherit_stdout()], &[]);
+    assert_eq!(st.code(), Some(78), "{err}");
+    assert!(err.contains(copy.to_str().unwrap()) && err.contains("build-id"), "{err}");
+    assert!(!alive(w.pid));
+}

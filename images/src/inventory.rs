@@ -23,6 +23,17 @@ pub struct Inventory {
     pub externals: Vec<External>,
     /// Namespaces the tree has of its own (made fresh at restore).
     pub namespaces: Namespaces,
+    /// The CPU features the tree may rely on (checked at restore).
+    pub cpu: Cpu,
+}
+
+/// CPU features by name (as /proc/cpuinfo spells them) and the XSAVE
+/// components the kernel enabled (XCR0).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cpu {
+    pub vendor: String,
+    pub flags: Vec<String>,
+    pub xcr0: u64,
 }
 
 /// The namespaces a tree owns, as `rckpt run` makes them: each is made afresh
@@ -88,6 +99,8 @@ impl Inventory {
         if let Some(u) = &self.namespaces.uts {
             check(u.hostname.len() <= 64 && u.domainname.len() <= 64, || "host or domain name too long".into())?;
         }
+        check(self.cpu.vendor.len() <= 16 && self.cpu.flags.len() <= 256, || "CPU description too long".into())?;
+        check(self.cpu.flags.iter().all(|f| !f.is_empty() && f.len() <= 32), || "CPU flag name length".into())?;
         for e in &self.externals {
             check(!e.key.is_empty() && e.key.len() < 4096, || "external key length is out of range".into())?;
         }

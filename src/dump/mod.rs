@@ -137,6 +137,7 @@ fn dump_here(opts: &DumpOptions, namespaces: &inventory::Namespaces, kill: bool)
         images: Vec::new(),
         externals: saved.externals.clone(),
         namespaces: namespaces.clone(),
+        cpu: crate::arch::cpu::this_cpu(),
     };
     // The rules blocking TCP connections go (dropping `tcp`) wherever the tree
     // runs on.

@@ -384,7 +384,22 @@ fn check_xstate(set: &ImageSet) -> Result<()> {
     Ok(())
 }
 
+/// The CPU must have every feature the image's had (the tree may have picked
+/// code for them at start-up).
+fn check_cpu(set: &ImageSet) -> Result<()> {
+    let missing = crate::arch::cpu::missing(&set.inventory.cpu, &crate::arch::cpu::this_cpu());
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(RestoreError::Mismatch(format!(
+        "this CPU lacks features the image's CPU ({}) had, which the tree may use: {}",
+        set.inventory.cpu.vendor,
+        missing.join(", ")
+    )))
+}
+
 pub fn check_host(set: &ImageSet, opts: &RestoreOptions) -> Result<()> {
+    check_cpu(set)?;
     check_externals(set, opts)?;
     check_privilege(set)?;
     check_vdso(set)?;

@@ -6,6 +6,7 @@
 pub mod addr;
 pub mod blobmap;
 pub mod clone;
+pub mod cpu;
 pub mod creds;
 pub mod files;
 pub mod handle;

@@ -434,6 +434,7 @@ pub fn valid_set() -> ImageSet {
                 External { key: TTY_KEY.into(), kind: ExternalKind::Tty },
             ],
             namespaces: Default::default(),
+            cpu: Default::default(),
         },
         pstree,
         files: files_image(),
