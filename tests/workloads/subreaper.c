@@ -55,6 +55,15 @@ int main(void)
 			break;
 		usleep(1000);
 	}
+	/* D may not have run yet: until it closes its copy of the pipe, that pipe
+	 * is held inside the tree with no other end in it. */
+	for (;;) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", d, pfd[1]);
+		if (access(path, F_OK) != 0)
+			break;
+		usleep(1000);
+	}
 	t_say("GONE %d", c);
 	t_ready();
 	t_wait_trigger();
