@@ -164,8 +164,12 @@ impl ImageSet {
             format!("inventory root {} is not the first task {}", inv.root_pid, self.pstree.root().pid)
         })?;
         let expected = Self::expected_files(&self.pstree, &self.files);
+        let listed: std::collections::HashMap<&str, &inventory::ImageFile> =
+            inv.images.iter().map(|f| (f.name.as_str(), f)).collect();
         for (name, kind) in &expected {
-            let f = inv.file(name).ok_or_else(|| ImageError::Invalid(format!("the inventory does not list {name}")))?;
+            let f = listed
+                .get(name.as_str())
+                .ok_or_else(|| ImageError::Invalid(format!("the inventory does not list {name}")))?;
             check(f.kind == *kind, || format!("{name} is listed as {}, not {kind}", f.kind))?;
         }
         check(inv.images.len() == expected.len(), || "the inventory lists files of no task".into())?;
@@ -184,7 +188,7 @@ impl ImageSet {
             let mm = self.mms.get(&pid).ok_or_else(|| ImageError::Invalid(format!("no mm image for task {pid}")))?;
             check(mm.pid == pid, || format!("mm image of task {pid} says {}", mm.pid))?;
             check(mm.pages_file == pages::file_name(pid), || format!("task {pid}: pages file {}", mm.pages_file))?;
-            let pages_size = inv.file(&mm.pages_file).map(|f| f.size).unwrap_or(0);
+            let pages_size = listed.get(mm.pages_file.as_str()).map(|f| f.size).unwrap_or(0);
             mm.validate(pages_size)?;
             mm.validate_parent_pages(self.mms.get(&t.ppid))?;
             for v in &mm.vmas {
@@ -209,10 +213,12 @@ impl ImageSet {
         }
         for (i, c) in self.files.contents.iter().enumerate() {
             let name = files::content_file_name(i);
-            let listed = inv.file(&name).map(|f| f.size);
-            check(listed == Some(c.data_len), || format!("{name} holds {listed:?} bytes, not {}", c.data_len))?;
+            let size = listed.get(name.as_str()).map(|f| f.size);
+            check(size == Some(c.data_len), || format!("{name} holds {size:?} bytes, not {}", c.data_len))?;
         }
-        let live = |pid: i32| self.pstree.tasks.iter().any(|t| t.pid == pid && !t.state.is_zombie());
+        let live_pids: std::collections::HashSet<i32> =
+            self.pstree.tasks.iter().filter(|t| !t.state.is_zombie()).map(|t| t.pid).collect();
+        let live = |pid: i32| live_pids.contains(&pid);
         for f in &self.files.files {
             if let files::FileKind::Epoll { owner, .. } = &f.kind {
                 check(live(*owner), || format!("file {}: epoll owner {owner} is not a live task", f.id))?;

@@ -317,9 +317,10 @@ impl MmImage {
             && mine.anon_name == theirs.anon_name
     }
 
-    /// The VMA that holds [start, end), if one does.
+    /// The VMA that holds [start, end), if one does (VMAs sorted, as validated).
     pub fn vma_holding(&self, start: u64, end: u64) -> Option<&Vma> {
-        self.vmas.iter().find(|v| v.start <= start && end <= v.end)
+        let i = self.vmas.partition_point(|v| v.end <= start);
+        self.vmas.get(i).filter(|v| v.start <= start && end <= v.end)
     }
 
     /// Checks the pages shared with the parent against both address spaces: each
@@ -346,14 +347,18 @@ impl MmImage {
             check(v.kind.has_pages(v.shared), || {
                 format!("task {pid}: shared range at {:#x} in a VMA without pages", r.start)
             })?;
-            let pv = parent.vmas.iter().find(|p| p.start == v.start && p.end == v.end);
+            let pi = parent.vmas.partition_point(|p| p.start < v.start);
+            let pv = parent.vmas.get(pi).filter(|p| p.start == v.start && p.end == v.end);
             check(pv.is_some_and(|p| self.same_vma(v, parent, p)), || {
                 format!(
                     "task {pid}: shared range at {:#x} in a VMA its parent {} does not have alike",
                     r.start, parent.pid
                 )
             })?;
-            check(!self.extents.iter().any(|e| e.start < end && r.start < e.end()), || {
+            // Extents are sorted and disjoint: only the first ending after the
+            // range's start can overlap it.
+            let ei = self.extents.partition_point(|e| e.end() <= r.start);
+            check(!self.extents.get(ei).is_some_and(|e| e.start < end), || {
                 format!("task {pid}: shared range at {:#x} overlaps a saved extent", r.start)
             })?;
         }

@@ -53,6 +53,11 @@ impl PsTree {
     pub fn validate(&self) -> Result<(), ImageError> {
         check(!self.tasks.is_empty(), || "the pid array is empty".into())?;
         let mut seen = std::collections::BTreeSet::new();
+        // pid -> position of its first entry (checked unique below).
+        let mut index: std::collections::HashMap<i32, usize> = std::collections::HashMap::new();
+        for (i, t) in self.tasks.iter().enumerate() {
+            index.entry(t.pid).or_insert(i);
+        }
         for (i, t) in self.tasks.iter().enumerate() {
             for id in [t.pid, t.pgid, t.sid] {
                 check(id > 0 && id <= PID_MAX_LIMIT, || format!("task {}: id {id} out of range", t.pid))?;
@@ -86,16 +91,13 @@ impl PsTree {
                 check(seen.insert(tid), || format!("id {tid} appears twice in the pid array"))?;
             }
             if i == 0 {
-                check(t.ppid == 0 || !self.tasks.iter().any(|o| o.pid == t.ppid), || {
-                    "the root's parent is inside the tree".into()
-                })?;
+                check(t.ppid == 0 || !index.contains_key(&t.ppid), || "the root's parent is inside the tree".into())?;
             } else {
-                check(self.tasks[..i].iter().any(|p| p.pid == t.ppid), || {
-                    format!("task {}: parent {} is not saved before it", t.pid, t.ppid)
-                })?;
+                let parent = index.get(&t.ppid).copied().filter(|&j| j < i);
+                check(parent.is_some(), || format!("task {}: parent {} is not saved before it", t.pid, t.ppid))?;
                 // The kernel hands an exiting task's children to a reaper: a
                 // zombie has none.
-                check(!self.tasks[..i].iter().any(|p| p.pid == t.ppid && p.state.is_zombie()), || {
+                check(!parent.is_some_and(|j| self.tasks[j].state.is_zombie()), || {
                     format!("task {}: its parent {} is a zombie", t.pid, t.ppid)
                 })?;
             }
