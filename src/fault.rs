@@ -1,14 +1,20 @@
 //! Named fault points: a test makes a dump or restore step fail, or kills rckpt
 //! there with SIGKILL, to show that every path leaves the tree unharmed and
-//! nothing behind.
+//! nothing behind. The same points are where an interrupted rckpt (SIGINT,
+//! SIGTERM, SIGHUP) stops and rolls back, in every build.
 //!
 //! `RCKPT_FAULT=<point>` fails at that point, `RCKPT_FAULT=<point>:kill` kills rckpt
-//! there. Honoured only in debug builds (which the tests use); release builds
-//! ignore the variable.
+//! there, `RCKPT_FAULT=<point>:pause` stops rckpt there (SIGSTOP) until it is
+//! continued. Honoured only in debug builds (which the tests use); release
+//! builds ignore the variable.
 
 #[derive(Debug, thiserror::Error)]
-#[error("fault injected at {0}")]
-pub struct Fault(pub &'static str);
+pub enum Fault {
+    #[error("fault injected at {0}")]
+    Injected(&'static str),
+    #[error("interrupted by signal {signal} (at {at}): rolled back")]
+    Interrupted { signal: i32, at: &'static str },
+}
 
 /// Every fault point, for tests that walk them all.
 pub const POINTS: &[&str] = &[
@@ -25,6 +31,22 @@ pub const POINTS: &[&str] = &[
 ];
 
 pub fn point(name: &'static str) -> Result<(), Fault> {
+    let r = injected(name);
+    if let Some(signal) = crate::sys::signal::interrupted() {
+        return Err(Fault::Interrupted { signal, at: name });
+    }
+    r
+}
+
+/// Between points (long waits): only the interruption.
+pub fn check_interrupted(at: &'static str) -> Result<(), Fault> {
+    match crate::sys::signal::interrupted() {
+        Some(signal) => Err(Fault::Interrupted { signal, at }),
+        None => Ok(()),
+    }
+}
+
+fn injected(name: &'static str) -> Result<(), Fault> {
     if !cfg!(debug_assertions) {
         return Ok(());
     }
@@ -36,8 +58,15 @@ pub fn point(name: &'static str) -> Result<(), Fault> {
     if at != name {
         return Ok(());
     }
-    if action == "kill" {
-        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    match action {
+        "kill" => {
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+            Err(Fault::Injected(name))
+        }
+        "pause" => {
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
+            Ok(())
+        }
+        _ => Err(Fault::Injected(name)),
     }
-    Err(Fault(name))
 }

@@ -82,9 +82,13 @@ fn seize(tid: Pid) -> Result<Option<Tracee>> {
             let tracer =
                 procfs::process::Process::new(tid.as_raw()).and_then(|p| p.status()).map(|s| s.tracerpid).unwrap_or(0);
             if tracer != 0 {
+                let comm = std::fs::read_to_string(format!("/proc/{tracer}/comm")).unwrap_or_default();
                 return Err(DumpError::Refused {
                     pid: tid,
-                    why: format!("it is traced by another process ({tracer}: another rckpt, a debugger)"),
+                    why: format!(
+                        "it is traced by pid {tracer} ({}): another rckpt dumping it, or a debugger",
+                        comm.trim()
+                    ),
                 });
             }
             // ptrace_may_access(): another user's task, or one that is not
@@ -153,6 +157,7 @@ pub fn freeze(root: Pid) -> Result<Frozen> {
                 why: format!("the tree kept changing through {MAX_PASSES} freeze passes"),
             });
         }
+        crate::fault::check_interrupted("freezing the tree")?;
         // Threads seized in this pass, and whether anything new was found.
         let mut fresh: Vec<Pid> = Vec::new();
         let mut found = false;

@@ -86,6 +86,7 @@ pub struct DumpReport {
 /// Dumps the tree rooted at `opts.pid`. A tree with namespaces of its own is
 /// dumped from inside them (rckpt must be single-threaded then: it forks).
 pub fn dump(opts: &DumpOptions) -> Result<DumpReport> {
+    crate::sys::signal::catch_interrupts()?;
     if !std::path::Path::new(&format!("/proc/{}", opts.pid)).exists() {
         return Err(DumpError::NoTask(opts.pid));
     }

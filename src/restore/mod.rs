@@ -105,6 +105,7 @@ pub enum Outcome {
 /// Restores the image in `opts.dir` and returns the released root, which is a
 /// child of this process.
 pub fn restore(opts: &RestoreOptions) -> Result<Pid> {
+    crate::sys::signal::catch_interrupts()?;
     let set = read::read(&opts.dir)?;
     crate::progress::phase(
         "restoring",

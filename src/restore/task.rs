@@ -931,6 +931,7 @@ fn park_all(p: &Prepared<'_>, created: &mut Created) -> Result<()> {
     let deadline = Instant::now() + p.park_timeout;
     let mut idle = 0u32;
     while !waiting.is_empty() {
+        crate::fault::check_interrupted("waiting for tasks to park")?;
         let mut progressed = false;
         created.host.next_round();
         for (h, off) in helpers.clone() {

@@ -23,3 +23,29 @@ impl Drop for BlockAll {
         let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&self.old), None);
     }
 }
+
+static INTERRUPTED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn on_interrupt(sig: libc::c_int) {
+    INTERRUPTED.store(sig, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// From now on SIGINT, SIGTERM and SIGHUP only mark rckpt interrupted; the
+/// dump or restore sees it at its next step and rolls back as on a failure.
+pub fn catch_interrupts() -> Result<()> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, Signal, sigaction};
+    let act = SigAction::new(SigHandler::Handler(on_interrupt), SaFlags::SA_RESTART, SigSet::empty());
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic.
+        unsafe { sigaction(sig, &act) }.map_err(os_err("catch interrupting signals"))?;
+    }
+    Ok(())
+}
+
+/// The interrupting signal received, if any.
+pub fn interrupted() -> Option<i32> {
+    match INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
