@@ -22,6 +22,19 @@ static BYTES_DONE: AtomicU64 = AtomicU64::new(0);
 static PHASE: Mutex<Option<(&'static str, Instant)>> = Mutex::new(None);
 static LOG: Mutex<Option<Log>> = Mutex::new(None);
 static BAR: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
+/// Set before rckpt forks: the bar's thread ends (a fork must not copy a lock
+/// it holds), and none starts again.
+static QUIESCE: AtomicBool = AtomicBool::new(false);
+static BAR_THREADS: AtomicU64 = AtomicU64::new(0);
+
+/// Ends the bar's thread and waits for it (bounded): rckpt is about to fork.
+pub fn quiesce() {
+    QUIESCE.store(true, Relaxed);
+    let t0 = Instant::now();
+    while BAR_THREADS.load(Relaxed) > 0 && t0.elapsed() < Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
 
 /// Starts a phase ("dumping", "packing", ...) of `tasks` tasks and `bytes` bytes
 /// (0 where not known yet); the counts start again from zero.
@@ -163,16 +176,25 @@ const TICK: Duration = Duration::from_millis(100);
 impl Bar {
     pub fn start() -> Bar {
         let stop = Arc::new(AtomicBool::new(false));
-        if !std::io::stderr().is_terminal() {
+        if !std::io::stderr().is_terminal() || QUIESCE.load(Relaxed) {
             return Bar { stop, thread: None };
         }
         let s = stop.clone();
+        BAR_THREADS.fetch_add(1, Relaxed);
         let thread = std::thread::Builder::new()
             .name("progress".into())
             .spawn(move || {
+                struct Done;
+                impl Drop for Done {
+                    fn drop(&mut self) {
+                        BAR_THREADS.fetch_sub(1, Relaxed);
+                    }
+                }
+                let _done = Done;
+                let s = || s.load(Relaxed) || QUIESCE.load(Relaxed);
                 let t0 = Instant::now();
                 while t0.elapsed() < QUIET_FOR {
-                    if s.load(Relaxed) {
+                    if s() {
                         return;
                     }
                     std::thread::sleep(TICK);
@@ -183,7 +205,7 @@ impl Bar {
                         .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
                 );
                 *BAR.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
-                while !s.load(Relaxed) {
+                while !s() {
                     if let Some(c) = counts() {
                         bar.set_message(c.to_string());
                     }

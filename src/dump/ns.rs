@@ -32,7 +32,12 @@ fn interfaces(pid: Pid) -> Result<Vec<String>> {
 /// shares all of rckpt's. What cannot be made again refuses the dump.
 pub fn owned(root: Pid) -> Result<Option<Namespaces>> {
     let mine = ns::ids(None)?;
-    let its = ns::ids(Some(root))?;
+    let its = match ns::ids(Some(root)) {
+        Ok(i) => i,
+        // Not rckpt's to look at: the freeze says why, naming the capability.
+        Err(SysError::Os { errno: nix::errno::Errno::EACCES | nix::errno::Errno::EPERM, .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
     for (differs, what) in [
         (its.mnt != mine.mnt, "a mount namespace"),
         (its.user != mine.user, "a user namespace"),
@@ -157,6 +162,7 @@ pub fn dump_inside(opts: &DumpOptions, n: Namespaces) -> Result<DumpReport> {
     if n.pid {
         kinds.push(("pid", CloneFlags::CLONE_NEWPID));
     }
+    crate::progress::quiesce();
     let child = ns::fork_run(|| {
         if let Err(e) = ns::enter(root, &kinds) {
             send(&w, &Outcome::Failed { code: 70, message: format!("cannot enter the tree's namespaces: {e}") });
