@@ -72,6 +72,10 @@ A dump that runs for more than a second shows its progress when stderr is a term
         /// Largest deleted-but-open file whose content is saved (K, M, G suffixes).
         #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
         ghost_limit: u64,
+        /// Accepted for CRIU's scripts: deleted-but-open files are always saved by
+        /// their content (up to --ghost-limit) and come back unlinked.
+        #[arg(long)]
+        link_remap: bool,
     },
     /// Bring a dumped process back, with its pid, continuing where it stopped.
     #[command(after_help = "Examples:
@@ -192,7 +196,7 @@ fn main() -> ExitCode {
     };
     progress::init_log(cli.verbose, log_file);
     let code = match cli.cmd {
-        Cmd::Dump { pid, dir, archive, leave_running, tcp_established, file_locks, ext_unix_sk, ghost_limit } => {
+        Cmd::Dump { pid, dir, archive, leave_running, tcp_established, file_locks, ext_unix_sk, ghost_limit, .. } => {
             let files = dump::FileOptions { tcp_established, file_locks, ext_unix_sk, ghost_limit };
             let opts =
                 dump::DumpOptions { pid: Pid::from_raw(pid), dir: dir.unwrap_or_default(), leave_running, files };

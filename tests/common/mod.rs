@@ -232,6 +232,30 @@ pub fn dump(pid: i32, dir: &Path, extra: &[&str]) -> (ExitStatus, String) {
 pub fn dump_ok(pid: i32, dir: &Path, extra: &[&str]) {
     let (st, err) = dump(pid, dir, extra);
     assert!(st.success(), "dump of {pid} failed: {st:?}\n{err}");
+    check_reencodes(dir);
+}
+
+/// Every metadata file of an image decodes and re-encodes to exactly its
+/// bytes (one image, one byte sequence), and the whole image reads back.
+pub fn check_reencodes(dir: &Path) {
+    use rckpt_images::{Image, Kind, core, fdinfo, files, inventory, mm, pstree};
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let bytes = std::fs::read(e.path()).unwrap();
+        let again = match rckpt::restore::read::kind_of(&name) {
+            Some(Kind::Inventory) => inventory::Inventory::decode(&bytes).and_then(|v| v.encode()),
+            Some(Kind::PsTree) => pstree::PsTree::decode(&bytes).and_then(|v| v.encode()),
+            Some(Kind::Core) => core::TaskCore::decode(&bytes).and_then(|v| v.encode()),
+            Some(Kind::Mm) => mm::MmImage::decode(&bytes).and_then(|v| v.encode()),
+            Some(Kind::Files) => files::FilesImage::decode(&bytes).and_then(|v| v.encode()),
+            Some(Kind::FdInfo) => fdinfo::FdTable::decode(&bytes).and_then(|v| v.encode()),
+            _ => continue,
+        };
+        assert_eq!(again.unwrap_or_else(|e| panic!("{name}: {e}")), bytes, "{name} does not re-encode to its bytes");
+    }
+    if let Err(e) = rckpt::restore::read::read(dir) {
+        panic!("the image in {} does not read back: {e}", dir.display());
+    }
 }
 
 /// A foreground `rckpt restore` whose stdout carries the restored workload's.
