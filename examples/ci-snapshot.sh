@@ -8,6 +8,7 @@ WARM=${2:-10}
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+fail() { echo "failed: $*" >&2; cat "$work"/*.err >&2; exit 1; }
 now() { date +%s.%N; }
 
 # 1. Warm up, in namespaces of its own so that restores never collide.
@@ -28,7 +29,7 @@ echo "archive: $(du -h "$work/env.rckpt" | cut -f1)"
 # 3. A later job: restore it and use it. Its stdout was a file: it writes there
 # again, after what it wrote before.
 t3=$(now)
-"$RCKPT" restore --archive "$work/env.rckpt" --detach 2> "$work/restore.err"
+"$RCKPT" restore -v --archive "$work/env.rckpt" --detach 2> "$work/restore.err" || fail restore
 t4=$(now)
 pid=$(sed -n 's/^rckpt: restored \([0-9]*\).*/\1/p' "$work/restore.err")
 kill -USR2 "$pid"

@@ -22,8 +22,10 @@ pub fn run(cmd: &[String]) -> Result<u8, SysError> {
     )?;
     ns::loopback_up()?;
     let child = ns::fork_run(|| {
-        // Its own session: nothing of the tree refers to the outside one.
+        // Its own session, and only stdin, stdout and stderr of the outside
+        // world: nothing of the tree refers to anything else outside.
         let _ = nix::unistd::setsid();
+        crate::sys::close_from(3);
         let e = nix::unistd::execvp(&argv[0], &argv).unwrap_err();
         eprintln!("rckpt: cannot run {}: {e}", cmd[0]);
         127
