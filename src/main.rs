@@ -196,7 +196,9 @@ fn main() -> ExitCode {
     };
     progress::init_log(cli.verbose, log_file);
     let code = match cli.cmd {
-        Cmd::Dump { pid, dir, archive, leave_running, tcp_established, file_locks, ext_unix_sk, ghost_limit, .. } => {
+        Cmd::Dump {
+            pid, dir, archive, leave_running, tcp_established, file_locks, ext_unix_sk, ghost_limit, ..
+        } => {
             let files = dump::FileOptions { tcp_established, file_locks, ext_unix_sk, ghost_limit };
             let opts =
                 dump::DumpOptions { pid: Pid::from_raw(pid), dir: dir.unwrap_or_default(), leave_running, files };

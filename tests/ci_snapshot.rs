@@ -17,10 +17,8 @@ fn a_warmed_environment_restores_from_its_archive_in_a_tenth_of_its_warm_up() {
     let w: Vec<&str> = warm.split_whitespace().collect();
     let a: Vec<&str> = answer.split_whitespace().collect();
     assert_eq!((w[3], w[5]), (a[1], a[2]), "{text}");
-    let pct: f64 = text
-        .lines()
-        .find_map(|l| l.split('(').nth(1)?.split('%').next()?.parse().ok())
-        .expect("no timing line");
+    let pct: f64 =
+        text.lines().find_map(|l| l.split('(').nth(1)?.split('%').next()?.parse().ok()).expect("no timing line");
     assert!(pct < 10.0, "restore took {pct}% of the warm-up: {text}");
     eprintln!("{}", text.lines().last().unwrap_or_default());
 }

@@ -144,7 +144,61 @@ fn splice_out(p: &Pipe, file: &File, mut off: i64, mut len: u64) -> Result<()> {
     Ok(())
 }
 
-/// Writes the pages file and returns its extents.
+/// Pieces of extents that fill a pipe together, bound for the file at `off`:
+/// (extent index, first piece of its extent, the range).
+#[derive(Default)]
+struct Batch {
+    off: u64,
+    len: u64,
+    pieces: Vec<(usize, bool, DrainRange)>,
+}
+
+/// Asks the parasite for `batch` in the pipe of `slot`, then completes the
+/// batch before it (emptying the other pipe while the parasite fills this one).
+fn submit(
+    inf: &mut Infected<'_>,
+    pipes: &[Pipe; 2],
+    file: &File,
+    extents: &mut [PageExtent],
+    inflight: &mut Option<(usize, Batch)>,
+    slot: &mut usize,
+    batch: Batch,
+) -> Result<()> {
+    if batch.pieces.is_empty() {
+        return Ok(());
+    }
+    let ranges: Vec<DrainRange> = batch.pieces.iter().map(|(_, _, r)| *r).collect();
+    inf.drain_request(*slot, &ranges)?;
+    let prev = inflight.replace((*slot, batch));
+    *slot ^= 1;
+    if let Some(prev) = prev {
+        complete(inf, pipes, file, extents, prev)?;
+    }
+    Ok(())
+}
+
+/// Takes the parasite's reply for the oldest batch (each piece's crc32c, folded
+/// into its extent's) and moves its bytes from the pipe into the file.
+fn complete(
+    inf: &mut Infected<'_>,
+    pipes: &[Pipe; 2],
+    file: &File,
+    extents: &mut [PageExtent],
+    (slot, batch): (usize, Batch),
+) -> Result<()> {
+    let ranges: Vec<DrainRange> = batch.pieces.iter().map(|(_, _, r)| *r).collect();
+    let crcs = inf.drain_reply(&ranges)?;
+    for ((i, first, r), c) in batch.pieces.iter().zip(crcs) {
+        let e = &mut extents[*i];
+        e.crc32c = if *first { c } else { crc32c::crc32c_combine(e.crc32c, c, r.len as usize) };
+    }
+    splice_out(&pipes[slot], file, batch.off as i64, batch.len)?;
+    // Start writing it back now, so the fsync at the end has little left to do.
+    crate::sys::start_writeback(file.as_fd(), batch.off, batch.len);
+    crate::progress::bytes(batch.len);
+    Ok(())
+}
+
 /// Writes the pages file of process `owner` (the parasite runs in one of its
 /// threads, whose leader may have exited).
 pub fn dump(
@@ -165,38 +219,24 @@ pub fn dump(
     }
     file.set_len(off).map_err(io("size pages file"))?;
 
-    let p = pipe()?;
-    inf.set_pipe(&p.w)?;
+    // Two pipes: the parasite fills one while rckpt empties the other into the
+    // file, so the task's copy and rckpt's run side by side.
+    let pipes = [pipe()?, pipe()?];
+    inf.set_pipe(0, &pipes[0].w)?;
+    inf.set_pipe(1, &pipes[1].w)?;
+    let cap = pipes[0].size.min(pipes[1].size);
     let mem = ProcMem::open(pid, false)?;
     let mut buf = Vec::new();
-    // A batch: pieces of extents that fit the pipe together; (extent index, piece).
-    let mut batch: Vec<(usize, DrainRange)> = Vec::new();
-    let mut batch_len = 0u64;
-    let mut batch_off = 0u64;
-    let flush = |inf: &mut Infected<'_>,
-                 batch: &mut Vec<(usize, DrainRange)>,
-                 batch_len: &mut u64,
-                 batch_off: u64,
-                 extents: &mut [PageExtent]|
-     -> Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let ranges: Vec<DrainRange> = batch.iter().map(|(_, r)| *r).collect();
-        let crcs = inf.drain(&ranges)?;
-        for ((i, _), c) in batch.iter().zip(crcs) {
-            extents[*i].crc32c = c;
-        }
-        splice_out(&p, file, batch_off as i64, *batch_len)?;
-        crate::progress::bytes(*batch_len);
-        batch.clear();
-        *batch_len = 0;
-        Ok(())
-    };
+    let mut cur = Batch::default();
+    let mut inflight: Option<(usize, Batch)> = None;
+    let mut slot = 0usize;
     for (i, &(start, end, readable)) in runs.iter().enumerate() {
         let ext_off = extents[i].offset;
         if !readable {
-            flush(inf, &mut batch, &mut batch_len, batch_off, &mut extents)?;
+            submit(inf, &pipes, file, &mut extents, &mut inflight, &mut slot, std::mem::take(&mut cur))?;
+            if let Some(prev) = inflight.take() {
+                complete(inf, &pipes, file, &mut extents, prev)?;
+            }
             let len = (end - start) as usize;
             buf.resize(len.min(1 << 20), 0);
             let mut done = 0usize;
@@ -214,21 +254,21 @@ pub fn dump(
         }
         let mut at = start;
         while at < end {
-            if batch.is_empty() {
-                batch_off = extents[i].offset + (at - start);
+            if cur.pieces.is_empty() {
+                cur.off = ext_off + (at - start);
             }
-            let room = p.size - batch_len;
-            let n = (end - at).min(room);
-            // The crc of a piece continues from the previous piece of the extent.
-            let crc = if at == start { 0 } else { extents[i].crc32c };
-            batch.push((i, DrainRange { addr: at, len: n, crc, _pad: 0 }));
-            batch_len += n;
+            let n = (end - at).min(cap - cur.len);
+            cur.pieces.push((i, at == start, DrainRange { addr: at, len: n, crc: 0, _pad: 0 }));
+            cur.len += n;
             at += n;
-            if batch_len == p.size || batch.len() == DRAIN_MAX_RANGES || at < end {
-                flush(inf, &mut batch, &mut batch_len, batch_off, &mut extents)?;
+            if cur.len == cap || cur.pieces.len() == DRAIN_MAX_RANGES || at < end {
+                submit(inf, &pipes, file, &mut extents, &mut inflight, &mut slot, std::mem::take(&mut cur))?;
             }
         }
     }
-    flush(inf, &mut batch, &mut batch_len, batch_off, &mut extents)?;
+    submit(inf, &pipes, file, &mut extents, &mut inflight, &mut slot, cur)?;
+    if let Some(prev) = inflight.take() {
+        complete(inf, &pipes, file, &mut extents, prev)?;
+    }
     Ok(extents)
 }

@@ -70,7 +70,7 @@ pub struct Infected<'t> {
     conn: Option<OwnedFd>,
     remote_sock: i32,
     /// The pipe the parasite holds for CMD_DRAIN, if any.
-    remote_pipe: i32,
+    remote_pipes: [i32; 2],
     /// Address of the slot (args, frame, stack) where other threads run.
     thread_slot: u64,
     /// Job-control stop signals that arrived while the parasite ran: re-sent after cure.
@@ -128,7 +128,7 @@ impl<'t> Infected<'t> {
             len: 0,
             conn: None,
             remote_sock: -1,
-            remote_pipe: -1,
+            remote_pipes: [-1, -1],
             thread_slot: 0,
             deferred_signals: Vec::new(),
             done: false,
@@ -438,18 +438,29 @@ impl<'t> Infected<'t> {
     }
 
     /// Gives the parasite the write end of a pipe for [`Infected::drain`].
-    pub fn set_pipe(&mut self, write_end: &OwnedFd) -> Result<()> {
-        self.request(CMD_PIPE, 0, &[], Some(write_end.as_raw_fd()))?;
+    /// Hands the parasite the write end of the pipe for `slot` (0 or 1).
+    pub fn set_pipe(&mut self, slot: usize, write_end: &OwnedFd) -> Result<()> {
+        let hdr = MsgHeader { cmd: CMD_PIPE, nr: 0, status: 0, arg: slot as u64 & 1 };
+        self.send_msg(pod::bytes_of(&hdr), Some(write_end.as_raw_fd()))?;
         let (hdr, _): (MsgHeader, _) = self.recv_msg(CMD_PIPE)?;
-        self.remote_pipe = hdr.arg as i32;
+        self.remote_pipes[slot & 1] = hdr.arg as i32;
         Ok(())
     }
 
-    /// vmsplices `ranges` into the pipe (their total must fit in it) and returns
-    /// each range's crc32c appended to its `crc`.
-    pub fn drain(&mut self, ranges: &[DrainRange]) -> Result<Vec<u32>> {
+    /// Asks the parasite to vmsplice `ranges` into the pipe of `slot` (their
+    /// total must fit in it); `drain_reply` collects the answer, so rckpt can
+    /// empty the other pipe meanwhile.
+    pub fn drain_request(&mut self, slot: usize, ranges: &[DrainRange]) -> Result<()> {
         assert!(ranges.len() <= DRAIN_MAX_RANGES);
-        self.request(CMD_DRAIN, ranges.len() as u32, pod::slice_bytes(ranges), None)?;
+        let hdr = MsgHeader { cmd: CMD_DRAIN, nr: ranges.len() as u32, status: 0, arg: slot as u64 & 1 };
+        let mut msg = pod::bytes_of(&hdr).to_vec();
+        msg.extend_from_slice(pod::slice_bytes(ranges));
+        self.send_msg(&msg, None)
+    }
+
+    /// The reply to the oldest drain request: each range's crc32c appended to
+    /// its `crc`.
+    pub fn drain_reply(&mut self, ranges: &[DrainRange]) -> Result<Vec<u32>> {
         let (hdr, buf): (MsgHeader, _) = self.recv_msg(CMD_DRAIN)?;
         let off = std::mem::size_of::<MsgHeader>();
         if hdr.nr as usize != ranges.len() || buf.len() < off + ranges.len() * 4 {
@@ -523,7 +534,11 @@ impl<'t> Infected<'t> {
             }
         };
         if !self_cured {
-            for fd in [std::mem::replace(&mut self.remote_pipe, -1), std::mem::replace(&mut self.remote_sock, -1)] {
+            for fd in [
+                std::mem::replace(&mut self.remote_pipes[0], -1),
+                std::mem::replace(&mut self.remote_pipes[1], -1),
+                std::mem::replace(&mut self.remote_sock, -1),
+            ] {
                 if fd >= 0 {
                     let r = self.syscall_from(&cur, libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0]);
                     note(r.and_then(|r| remote_check(self.pid, "close", r).map(|_| ())));

@@ -115,3 +115,12 @@ pub fn close_from(first: u32) {
     // SAFETY: closing descriptors invalidates no memory; the caller owns them.
     unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) };
 }
+
+/// Starts writing back [off, off+len) of a file without waiting for it
+/// (sync_file_range SYNC_FILE_RANGE_WRITE); a later fsync has less to do.
+pub fn start_writeback(fd: std::os::fd::BorrowedFd<'_>, off: u64, len: u64) {
+    // SAFETY: integers only; a failure just leaves the work to fsync.
+    unsafe {
+        libc::sync_file_range(std::os::fd::AsRawFd::as_raw_fd(&fd), off as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE)
+    };
+}

@@ -43,7 +43,8 @@ static mut RX: Buf = Buf([0; MSG_MAX]);
 static mut TX: Buf = Buf([0; MSG_MAX]);
 static mut ARGS: *const ParasiteArgs = core::ptr::null();
 static mut SOCK: i32 = -1;
-static mut PIPE: i32 = -1;
+/// The two pipes rckpt drains pages through (one fills while the other empties).
+static mut PIPES: [i32; 2] = [-1, -1];
 
 #[unsafe(no_mangle)]
 #[unsafe(naked)]
@@ -76,8 +77,10 @@ unsafe fn self_cure() -> ! {
     // SAFETY: ARGS was set at entry and points into the parasite's own area; the
     // frame it names was written by rckpt before the parasite started.
     unsafe {
-        if PIPE >= 0 {
-            sc(SYS_CLOSE, &[PIPE as u64]);
+        for p in PIPES {
+            if p >= 0 {
+                sc(SYS_CLOSE, &[p as u64]);
+            }
         }
         if SOCK >= 0 {
             sc(SYS_CLOSE, &[SOCK as u64]);
@@ -169,7 +172,8 @@ unsafe extern "C" fn main(args: *const ParasiteArgs) -> ! {
                 CMD_TIMERS => timers(&hdr, rx.add(size_of::<MsgHeader>()) as *const i32, n, tx),
                 CMD_PIPE => {
                     let h = &mut *(tx as *mut MsgHeader);
-                    *h = MsgHeader { cmd: CMD_PIPE, status: if PIPE >= 0 { 0 } else { -9 }, arg: PIPE as u64, nr: 0 };
+                    let p = PIPES[(hdr.arg & 1) as usize];
+                    *h = MsgHeader { cmd: CMD_PIPE, status: if p >= 0 { 0 } else { -9 }, arg: p as u64, nr: 0 };
                     size_of::<MsgHeader>()
                 }
                 CMD_DRAIN => drain(&hdr, rx.add(size_of::<MsgHeader>()) as *const DrainRange, n, tx),
@@ -184,7 +188,8 @@ unsafe extern "C" fn main(args: *const ParasiteArgs) -> ! {
     }
 }
 
-/// Receives one message into RX; a descriptor passed with it becomes PIPE.
+/// Receives one message into RX; a descriptor passed with it becomes the pipe
+/// of the slot its header's `arg` names.
 unsafe fn recv() -> usize {
     // SAFETY: RX and the control buffer live for the call; the kernel writes at
     // most their lengths.
@@ -211,10 +216,15 @@ unsafe fn recv() -> usize {
             let level = control[1] as u32 as i32;
             let kind = (control[1] >> 32) as u32 as i32;
             if level == SOL_SOCKET && kind == SCM_RIGHTS {
-                if PIPE >= 0 {
-                    sc(SYS_CLOSE, &[PIPE as u64]);
+                let slot = if n as usize >= size_of::<MsgHeader>() {
+                    ((*(&raw const RX.0 as *const MsgHeader)).arg & 1) as usize
+                } else {
+                    0
+                };
+                if PIPES[slot] >= 0 {
+                    sc(SYS_CLOSE, &[PIPES[slot] as u64]);
                 }
-                PIPE = control[2] as u32 as i32;
+                PIPES[slot] = control[2] as u32 as i32;
             }
         }
         n as usize
@@ -299,8 +309,8 @@ unsafe fn timers(hdr: &MsgHeader, ids: *const i32, n: usize, tx: *mut u8) -> usi
     }
 }
 
-/// vmsplices each range into PIPE (rckpt sized the request to fit the pipe) and
-/// appends its bytes to the range's crc32c.
+/// vmsplices each range into the pipe of slot `hdr.arg` (rckpt sized the
+/// request to fit the pipe) and appends its bytes to the range's crc32c.
 unsafe fn drain(hdr: &MsgHeader, ranges: *const DrainRange, n: usize, tx: *mut u8) -> usize {
     // SAFETY: `nr` is bounded by the message length; every range names memory of
     // this task that rckpt found present; the reply fits TX.
@@ -316,7 +326,7 @@ unsafe fn drain(hdr: &MsgHeader, ranges: *const DrainRange, n: usize, tx: *mut u
             let mut off = 0u64;
             while off < r.len {
                 let mut iov = Iovec { base: r.addr + off, len: r.len - off };
-                let k = sc(SYS_VMSPLICE, &[PIPE as u64, &raw mut iov as u64, 1, 0]);
+                let k = sc(SYS_VMSPLICE, &[PIPES[(hdr.arg & 1) as usize] as u64, &raw mut iov as u64, 1, 0]);
                 if k <= 0 {
                     status = if k == 0 { -5 } else { k };
                     failed = i as u64;
