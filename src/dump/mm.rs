@@ -56,8 +56,31 @@ fn unsupported(pid: Pid, v: &maps::Vma, kind: &str) -> DumpError {
     DumpError::Unsupported { pid, what: format!("mapping {:#x}-{:#x}{name} is {kind}", v.start, v.end) }
 }
 
+/// Mapped files already identified in this dump, by path and the (dev, inode)
+/// the maps named: a tree of many processes maps the same libraries, whose
+/// build-ids are read once.
+static KNOWN: std::sync::Mutex<BTreeMap<(String, u64, u64), MappedFile>> = std::sync::Mutex::new(BTreeMap::new());
+
+/// Forgets the files identified by an earlier dump of this process.
+pub fn forget_known_files() {
+    KNOWN.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
 /// Identity of a mapped file, checked again at restore.
 pub fn mapped_file(pid: Pid, path: &str, dev: Option<(u64, u64)>) -> Result<MappedFile> {
+    if let Some((d, ino)) = dev
+        && let Some(f) = KNOWN.lock().unwrap_or_else(|e| e.into_inner()).get(&(path.to_string(), d, ino))
+    {
+        return Ok(f.clone());
+    }
+    let f = identify(pid, path, dev)?;
+    if let Some((d, ino)) = dev {
+        KNOWN.lock().unwrap_or_else(|e| e.into_inner()).insert((path.to_string(), d, ino), f.clone());
+    }
+    Ok(f)
+}
+
+fn identify(pid: Pid, path: &str, dev: Option<(u64, u64)>) -> Result<MappedFile> {
     let p = std::path::Path::new(path);
     let md = std::fs::metadata(p).map_err(|source| DumpError::Io { op: "stat mapped file", path: p.into(), source })?;
     if let Some((d, ino)) = dev

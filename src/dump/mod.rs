@@ -111,6 +111,7 @@ fn dump_here(opts: &DumpOptions, namespaces: &inventory::Namespaces, kill: bool)
     if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
         return Err(DumpError::NoTask(pid));
     }
+    mm::forget_known_files();
     let mut writer = write::ImageWriter::create(&opts.dir)?;
     fault::point("dump.freeze")?;
     let mut frozen = freeze::freeze(pid)?;
@@ -307,6 +308,7 @@ fn save(
     }
 
     let mut pages_bytes = 0;
+    let pipes = pages::Pipes::new()?;
     for (i, t) in tasks.iter().filter(|t| !t.is_zombie()).enumerate() {
         let state = &mut states[i];
         let plan = &plans[i];
@@ -325,7 +327,7 @@ fn save(
             }
             let name = rckpt_images::pages::file_name(t.pid.as_raw());
             let mut file = writer.create_file(&name, rckpt_images::Kind::Pages)?;
-            let extents = pages::dump(&mut inf, t.pid, plan, &shared[i], &mut file)?;
+            let extents = pages::dump(&mut inf, t.pid, plan, &shared[i], &mut file, &pipes)?;
             fault::point("dump.pages")?;
             for s in inf.cure()? {
                 deferred.push((daemon, s));

@@ -121,10 +121,13 @@ struct Pipe {
 
 fn pipe() -> Result<Pipe> {
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| SysError::Os { op: "create a pipe", errno })?;
-    let max = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
-        .ok()
-        .and_then(|s| s.trim().parse::<i32>().ok())
-        .unwrap_or(1 << 20);
+    static MAX: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    let max = *MAX.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+            .unwrap_or(1 << 20)
+    });
     let size = fcntl(&w, FcntlArg::F_SETPIPE_SZ(max.min(16 << 20)))
         .or_else(|_| fcntl(&w, FcntlArg::F_GETPIPE_SZ))
         .map_err(|errno| SysError::Os { op: "size a pipe", errno })?;
@@ -201,13 +204,25 @@ fn complete(
 
 /// Writes the pages file of process `owner` (the parasite runs in one of its
 /// threads, whose leader may have exited).
+/// The two pipes pages go through, made once per dump and lent to each
+/// task's parasite in turn (empty between tasks).
+pub struct Pipes([Pipe; 2]);
+
+impl Pipes {
+    pub fn new() -> Result<Pipes> {
+        Ok(Pipes([pipe()?, pipe()?]))
+    }
+}
+
 pub fn dump(
     inf: &mut Infected<'_>,
     owner: crate::sys::Pid,
     plan: &MmPlan,
     skip: &[PageRange],
     file: &mut File,
+    pipes: &Pipes,
 ) -> Result<Vec<PageExtent>> {
+    let pipes = &pipes.0;
     let pid = inf.pid();
     file.write_all_at(&pages::header(owner.as_raw()), 0).map_err(io("write pages header"))?;
     let runs = scan(pid, plan, skip)?;
@@ -221,9 +236,7 @@ pub fn dump(
 
     // Two pipes: the parasite fills one while rckpt empties the other into the
     // file, so the task's copy and rckpt's run side by side.
-    let pipes = [pipe()?, pipe()?];
-    inf.set_pipe(0, &pipes[0].w)?;
-    inf.set_pipe(1, &pipes[1].w)?;
+    inf.set_pipes([&pipes[0].w, &pipes[1].w])?;
     let cap = pipes[0].size.min(pipes[1].size);
     let mem = ProcMem::open(pid, false)?;
     let mut buf = Vec::new();

@@ -438,12 +438,16 @@ impl<'t> Infected<'t> {
     }
 
     /// Gives the parasite the write end of a pipe for [`Infected::drain`].
-    /// Hands the parasite the write end of the pipe for `slot` (0 or 1).
-    pub fn set_pipe(&mut self, slot: usize, write_end: &OwnedFd) -> Result<()> {
-        let hdr = MsgHeader { cmd: CMD_PIPE, nr: 0, status: 0, arg: slot as u64 & 1 };
-        self.send_msg(pod::bytes_of(&hdr), Some(write_end.as_raw_fd()))?;
+    /// Hands the parasite the write ends of its two pipes, in one message.
+    pub fn set_pipes(&mut self, write_ends: [&OwnedFd; 2]) -> Result<()> {
+        let conn = self.conn.as_ref().expect("connected").as_raw_fd();
+        let hdr = MsgHeader { cmd: CMD_PIPE, nr: 0, status: 0, arg: 0 };
+        let fds = [write_ends[0].as_raw_fd(), write_ends[1].as_raw_fd()];
+        let iov = [std::io::IoSlice::new(pod::bytes_of(&hdr))];
+        socket::sendmsg::<()>(conn, &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::MSG_NOSIGNAL, None)
+            .map_err(|errno| ParasiteError::Socket { op: "send to the parasite", errno })?;
         let (hdr, _): (MsgHeader, _) = self.recv_msg(CMD_PIPE)?;
-        self.remote_pipes[slot & 1] = hdr.arg as i32;
+        self.remote_pipes = [hdr.arg as u32 as i32, (hdr.arg >> 32) as u32 as i32];
         Ok(())
     }
 

@@ -124,3 +124,13 @@ pub fn start_writeback(fd: std::os::fd::BorrowedFd<'_>, off: u64, len: u64) {
         libc::sync_file_range(std::os::fd::AsRawFd::as_raw_fd(&fd), off as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE)
     };
 }
+
+/// Writes back everything dirty on the filesystem holding `fd` and commits its
+/// journal once: for many new files, far cheaper than an fsync each.
+pub fn syncfs(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
+    // SAFETY: an integer in.
+    if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&fd)) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

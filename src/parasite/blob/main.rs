@@ -172,8 +172,10 @@ unsafe extern "C" fn main(args: *const ParasiteArgs) -> ! {
                 CMD_TIMERS => timers(&hdr, rx.add(size_of::<MsgHeader>()) as *const i32, n, tx),
                 CMD_PIPE => {
                     let h = &mut *(tx as *mut MsgHeader);
-                    let p = PIPES[(hdr.arg & 1) as usize];
-                    *h = MsgHeader { cmd: CMD_PIPE, status: if p >= 0 { 0 } else { -9 }, arg: p as u64, nr: 0 };
+                    // Both pipes' numbers in the task, slot 0 low.
+                    let ok = PIPES[0] >= 0 && PIPES[1] >= 0;
+                    let arg = (PIPES[0] as u32 as u64) | ((PIPES[1] as u32 as u64) << 32);
+                    *h = MsgHeader { cmd: CMD_PIPE, status: if ok { 0 } else { -9 }, arg, nr: 0 };
                     size_of::<MsgHeader>()
                 }
                 CMD_DRAIN => drain(&hdr, rx.add(size_of::<MsgHeader>()) as *const DrainRange, n, tx),
@@ -216,15 +218,15 @@ unsafe fn recv() -> usize {
             let level = control[1] as u32 as i32;
             let kind = (control[1] >> 32) as u32 as i32;
             if level == SOL_SOCKET && kind == SCM_RIGHTS {
-                let slot = if n as usize >= size_of::<MsgHeader>() {
-                    ((*(&raw const RX.0 as *const MsgHeader)).arg & 1) as usize
-                } else {
-                    0
-                };
-                if PIPES[slot] >= 0 {
-                    sc(SYS_CLOSE, &[PIPES[slot] as u64]);
+                // One descriptor per pipe slot, in slot order (cmsg_len 20 or 24).
+                let fds = [control[2] as u32 as i32, (control[2] >> 32) as u32 as i32];
+                let count = if control[0] >= 24 { 2 } else { 1 };
+                for (slot, &fd) in fds.iter().enumerate().take(count) {
+                    if PIPES[slot] >= 0 {
+                        sc(SYS_CLOSE, &[PIPES[slot] as u64]);
+                    }
+                    PIPES[slot] = fd;
                 }
-                PIPES[slot] = control[2] as u32 as i32;
             }
         }
         n as usize
