@@ -102,6 +102,7 @@ pub fn run() -> anyhow::Result<()> {
         dir: dir.clone(),
         leave_running: false,
         files: Default::default(),
+        prev: None,
     })?;
     // rckpt, as tracer and parent, has already reaped it.
     let _ = child.wait();

@@ -56,6 +56,10 @@ A dump that runs for more than a second shows its progress when stderr is a term
         /// stdout). The file must not exist; it appears only once complete.
         #[arg(long, value_name = "FILE")]
         archive: Option<PathBuf>,
+        /// Build on a pre-dump (`rckpt pre-dump`): save only the pages written since;
+        /// restore reads the others from it, so keep that directory.
+        #[arg(long, value_name = "DIR")]
+        prev_images_dir: Option<PathBuf>,
         /// Resume the process after the dump instead of killing it.
         #[arg(short = 'R', long)]
         leave_running: bool,
@@ -159,6 +163,20 @@ An archive is unpacked into a private directory in $TMPDIR and checked in full
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Save a running tree's memory and track what it writes from then on, so
+    /// that a later `dump --prev-images-dir` freezes it only to save what changed.
+    #[command(
+        name = "pre-dump",
+        after_help = "Example:\n  rckpt pre-dump -t 1234 -D /tmp/pre\n  rckpt dump -t 1234 -D /tmp/img --prev-images-dir /tmp/pre\n  rckpt restore -D /tmp/img      # reads /tmp/pre too: keep it"
+    )]
+    PreDump {
+        /// The process to pre-dump (with its descendants).
+        #[arg(short = 't', long = "tree", value_name = "PID")]
+        pid: i32,
+        /// Directory for the pre-dump (created 0700).
+        #[arg(short = 'D', long = "images-dir", value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Run a command as the init of fresh PID, UTS, IPC and network namespaces,
     /// ready to be snapshotted (its restores get fresh namespaces too).
     #[command(
@@ -197,11 +215,25 @@ fn main() -> ExitCode {
     progress::init_log(cli.verbose, log_file);
     let code = match cli.cmd {
         Cmd::Dump {
-            pid, dir, archive, leave_running, tcp_established, file_locks, ext_unix_sk, ghost_limit, ..
+            pid,
+            dir,
+            archive,
+            leave_running,
+            tcp_established,
+            file_locks,
+            ext_unix_sk,
+            ghost_limit,
+            prev_images_dir,
+            ..
         } => {
             let files = dump::FileOptions { tcp_established, file_locks, ext_unix_sk, ghost_limit };
-            let opts =
-                dump::DumpOptions { pid: Pid::from_raw(pid), dir: dir.unwrap_or_default(), leave_running, files };
+            let opts = dump::DumpOptions {
+                pid: Pid::from_raw(pid),
+                dir: dir.unwrap_or_default(),
+                leave_running,
+                files,
+                prev: prev_images_dir,
+            };
             match archive {
                 None => dump_dir(opts),
                 Some(dest) => dump_archive(opts, &dest),
@@ -240,6 +272,26 @@ fn main() -> ExitCode {
             print(&String::from_utf8_lossy(&script))
         }
         Cmd::DemoWorkload => rckpt::demo::workload(),
+        Cmd::PreDump { pid, dir } => {
+            match rckpt::dump::predump::pre_dump(&rckpt::dump::predump::PreDumpOptions { pid: Pid::from_raw(pid), dir })
+            {
+                Ok(r) => {
+                    progress::log(
+                        1,
+                        format_args!(
+                            "pre-dumped {} task(s), {} of pages, frozen {:.1} ms, total {:.1} ms; writes tracked by pid {}",
+                            r.pids.len(),
+                            human_bytes(r.pages_bytes),
+                            r.frozen.as_secs_f64() * 1e3,
+                            r.total.as_secs_f64() * 1e3,
+                            r.holder
+                        ),
+                    );
+                    Exit::Ok
+                }
+                Err(e) => fail(&e, Exit::of_dump(&e)),
+            }
+        }
         Cmd::Run { cmd } => match rckpt::run::run(&cmd) {
             Ok(status) => return ExitCode::from(status),
             Err(e) => fail(&e, Exit::Failed),

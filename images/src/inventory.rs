@@ -25,6 +25,12 @@ pub struct Inventory {
     pub namespaces: Namespaces,
     /// The CPU features the tree may rely on (checked at restore).
     pub cpu: Cpu,
+    /// A pre-dump: memory only, with writes tracked since; not restorable by
+    /// itself, the base of a later `dump --prev-images-dir`.
+    pub pre_dump: bool,
+    /// The pre-dump this dump builds on (absolute path): pages unchanged since
+    /// are read from it at restore.
+    pub prev: Option<String>,
 }
 
 /// CPU features by name (as /proc/cpuinfo spells them) and the XSAVE
@@ -99,6 +105,10 @@ impl Inventory {
         if let Some(u) = &self.namespaces.uts {
             check(u.hostname.len() <= 64 && u.domainname.len() <= 64, || "host or domain name too long".into())?;
         }
+        if let Some(p) = &self.prev {
+            crate::check_abs_path(p)?;
+        }
+        check(!(self.pre_dump && self.prev.is_some()), || "a pre-dump that builds on another".into())?;
         check(self.cpu.vendor.len() <= 16 && self.cpu.flags.len() <= 256, || "CPU description too long".into())?;
         check(self.cpu.flags.iter().all(|f| !f.is_empty() && f.len() <= 32), || "CPU flag name length".into())?;
         for e in &self.externals {

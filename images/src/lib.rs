@@ -191,6 +191,10 @@ impl ImageSet {
             let pages_size = listed.get(mm.pages_file.as_str()).map(|f| f.size).unwrap_or(0);
             mm.validate(pages_size)?;
             mm.validate_parent_pages(self.mms.get(&t.ppid))?;
+            mm.validate_prev_pages()?;
+            check(mm.prev_pages.is_empty() || inv.prev.is_some(), || {
+                format!("task {pid}: pages from a previous image, which the inventory does not name")
+            })?;
             for v in &mm.vmas {
                 if let mm::VmaKind::Shared { content, .. } = v.kind {
                     let c = self.files.contents.get(content as usize);

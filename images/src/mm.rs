@@ -57,6 +57,13 @@ pub struct MmImage {
     /// after fork): not saved; restore keeps the parent's mapping of their VMA,
     /// which the task inherits when its parent creates it. Sorted, page ranges.
     pub parent_pages: Vec<PageRange>,
+    /// Pages unchanged since the pre-dump this dump builds on (the inventory's
+    /// `prev`): their bytes are in that image's pages file of the same task.
+    /// Sorted, page ranges, none overlapping an extent or a parent range.
+    pub prev_pages: Vec<PageRange>,
+    /// In a pre-dump: the ranges whose writes are tracked (uffd write-protect)
+    /// until the dump that builds on it.
+    pub tracked: Vec<PageRange>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -326,6 +333,45 @@ impl MmImage {
     /// Checks the pages shared with the parent against both address spaces: each
     /// range lies in a private VMA of this task that the parent has identically
     /// (which restore keeps from the parent), and no saved extent overlaps one.
+    /// Checks the ranges taken from the previous image: sorted, page aligned, in
+    /// VMAs whose pages are saved, clear of this image's extents and of the
+    /// parent's pages. (That the previous image holds them is checked against
+    /// it at restore.)
+    pub fn validate_prev_pages(&self) -> Result<(), ImageError> {
+        let pid = self.pid;
+        check(self.prev_pages.len() <= 1 << 24 && self.tracked.len() <= 1 << 20, || {
+            format!("task {pid}: too many previous or tracked ranges")
+        })?;
+        for (list, what) in [(&self.prev_pages, "previous"), (&self.tracked, "tracked")] {
+            let mut prev = 0u64;
+            for r in list.iter() {
+                let end = r.end().ok_or_else(|| ImageError::Invalid(format!("task {pid}: {what} range overflows")))?;
+                check(aligned(r.start) && r.nr_pages > 0 && r.start >= prev, || {
+                    format!("task {pid}: {what} range at {:#x}", r.start)
+                })?;
+                prev = end;
+                let v = self.vma_holding(r.start, end).ok_or_else(|| {
+                    ImageError::Invalid(format!("task {pid}: {what} range at {:#x} outside its VMAs", r.start))
+                })?;
+                check(v.kind.has_pages(v.shared), || {
+                    format!("task {pid}: {what} range at {:#x} in a VMA without pages", r.start)
+                })?;
+            }
+        }
+        for r in &self.prev_pages {
+            let end = r.start + r.nr_pages * PAGE_SIZE;
+            let ei = self.extents.partition_point(|e| e.end() <= r.start);
+            check(!self.extents.get(ei).is_some_and(|e| e.start < end), || {
+                format!("task {pid}: previous range at {:#x} overlaps a saved extent", r.start)
+            })?;
+            let pi = self.parent_pages.partition_point(|p| p.start + p.nr_pages * PAGE_SIZE <= r.start);
+            check(!self.parent_pages.get(pi).is_some_and(|p| p.start < end), || {
+                format!("task {pid}: previous range at {:#x} overlaps the parent's pages", r.start)
+            })?;
+        }
+        Ok(())
+    }
+
     pub fn validate_parent_pages(&self, parent: Option<&MmImage>) -> Result<(), ImageError> {
         let pid = self.pid;
         if self.parent_pages.is_empty() {

@@ -553,6 +553,8 @@ mod model {
             pages_file: pages::file_name(1),
             extents,
             parent_pages: Vec::new(),
+            prev_pages: Vec::new(),
+            tracked: Vec::new(),
         };
         (m, off)
     }

@@ -86,6 +86,7 @@ pub const SYS_PRLIMIT64: i64 = 302;
 pub const SYS_RT_TGSIGQUEUEINFO: i64 = 297;
 pub const SYS_RSEQ: i64 = 334;
 pub const SYS_CLOSE_RANGE: i64 = 436;
+pub const SYS_USERFAULTFD: i64 = 323;
 
 pub unsafe fn exit_group(code: i32) -> ! {
     loop {

@@ -273,6 +273,7 @@ pub fn image(
     plan: &MmPlan,
     extents: Vec<PageExtent>,
     parent_pages: Vec<rckpt_images::mm::PageRange>,
+    prev_pages: Vec<rckpt_images::mm::PageRange>,
 ) -> Result<MmImage> {
     let s = &task.stat;
     let fields = MmFields {
@@ -299,5 +300,7 @@ pub fn image(
         pages_file: rckpt_images::pages::file_name(pid.as_raw()),
         extents,
         parent_pages,
+        prev_pages,
+        tracked: Vec::new(),
     })
 }

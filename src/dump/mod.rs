@@ -9,6 +9,7 @@ pub mod freeze;
 pub mod mm;
 mod ns;
 pub mod pages;
+pub mod predump;
 pub mod seccomp;
 pub mod signals;
 pub mod write;
@@ -68,6 +69,8 @@ pub struct DumpOptions {
     pub leave_running: bool,
     /// What to save of files, sockets and locks.
     pub files: FileOptions,
+    /// A pre-dump to build on: only pages written since are saved.
+    pub prev: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +115,13 @@ fn dump_here(opts: &DumpOptions, namespaces: &inventory::Namespaces, kill: bool)
         return Err(DumpError::NoTask(pid));
     }
     mm::forget_known_files();
+    if opts.prev.is_some() && (namespaces.pid || namespaces.net) {
+        return Err(DumpError::Refused {
+            pid,
+            why: "--prev-images-dir with namespaces of the tree's own is not supported".into(),
+        });
+    }
+    let prev = opts.prev.as_deref().map(predump::Prev::load).transpose()?;
     let mut writer = write::ImageWriter::create(&opts.dir)?;
     fault::point("dump.freeze")?;
     let mut frozen = freeze::freeze(pid)?;
@@ -119,7 +129,7 @@ fn dump_here(opts: &DumpOptions, namespaces: &inventory::Namespaces, kill: bool)
     let frozen_at = Instant::now();
     let mut deferred = Vec::new();
     let file_opts = opts.files;
-    let saved = match save(&mut frozen, &mut writer, &mut deferred, file_opts, opts.leave_running) {
+    let saved = match save(&mut frozen, &mut writer, &mut deferred, file_opts, opts.leave_running, prev.as_ref()) {
         Ok(s) => s,
         Err(e) => {
             frozen.release(&deferred);
@@ -139,6 +149,8 @@ fn dump_here(opts: &DumpOptions, namespaces: &inventory::Namespaces, kill: bool)
         images: Vec::new(),
         externals: saved.externals.clone(),
         namespaces: namespaces.clone(),
+        pre_dump: false,
+        prev: prev.as_ref().map(|p| p.dir.to_string_lossy().into_owned()),
         cpu: crate::arch::cpu::this_cpu(),
     };
     // The rules blocking TCP connections go (dropping `tcp`) wherever the tree
@@ -157,6 +169,11 @@ fn dump_here(opts: &DumpOptions, namespaces: &inventory::Namespaces, kill: bool)
             return Err(e);
         }
     };
+    // The image is whole: the pre-dump's trackers go, and the tree keeps no
+    // trace of them.
+    if let Some(p) = &prev {
+        p.release();
+    }
     let pids = frozen.tasks.iter().map(|t| t.pid).collect();
     let frozen_for = frozen_at.elapsed();
     if opts.leave_running {
@@ -220,6 +237,7 @@ fn save(
     deferred: &mut Vec<(Pid, i32)>,
     file_opts: files::FileOptions,
     leave_running: bool,
+    prev: Option<&predump::Prev>,
 ) -> Result<Saved> {
     let tasks = frozen.tasks.clone();
     let all_pids: Vec<i32> = tasks.iter().map(|t| t.pid.as_raw()).collect();
@@ -314,7 +332,7 @@ fn save(
         let plan = &plans[i];
         let daemon = t.threads[0];
         let mut tracee = frozen.tracees.remove(&daemon.as_raw()).expect("seized");
-        let r = (|| -> Result<Vec<rckpt_images::mm::PageExtent>> {
+        let r = (|| -> Result<(Vec<rckpt_images::mm::PageExtent>, Vec<rckpt_images::mm::PageRange>)> {
             let mut inf = Infected::infect(&mut tracee, RemoteAddr(plan.syscall_insn), state.orig[0].clone())?;
             fault::point("dump.infected")?;
             let misc = inf.misc()?;
@@ -327,7 +345,8 @@ fn save(
             }
             let name = rckpt_images::pages::file_name(t.pid.as_raw());
             let mut file = writer.create_file(&name, rckpt_images::Kind::Pages)?;
-            let extents = pages::dump(&mut inf, t.pid, plan, &shared[i], &mut file, &pipes)?;
+            let from = prev.and_then(|p| p.extents.get(&t.pid.as_raw())).map(|v| v.as_slice());
+            let extents = pages::dump(&mut inf, t.pid, plan, &shared[i], from, &mut file, &pipes)?;
             fault::point("dump.pages")?;
             for s in inf.cure()? {
                 deferred.push((daemon, s));
@@ -336,7 +355,8 @@ fn save(
             Ok(extents)
         })();
         frozen.tracees.insert(daemon.as_raw(), tracee);
-        let image = mm::image(t.pid, state, plan, r?, std::mem::take(&mut shared[i]))?;
+        let (extents, from_prev) = r?;
+        let image = mm::image(t.pid, state, plan, extents, std::mem::take(&mut shared[i]), from_prev)?;
         pages_bytes += image.pages_len();
         writer.write_image(&rckpt_images::mm::file_name(t.pid.as_raw()), &image)?;
         writer.write_image(&rckpt_images::core::file_name(t.pid.as_raw()), &core::image(state))?;

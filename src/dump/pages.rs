@@ -17,7 +17,9 @@ use super::mm::MmPlan;
 use super::{DumpError, Result};
 use crate::parasite::Infected;
 use crate::parasite::abi::{DRAIN_MAX_RANGES, DrainRange};
-use crate::sys::pagemap::{PAGE_IS_FILE, PAGE_IS_PFNZERO, PAGE_IS_PRESENT, PAGE_IS_SWAPPED, Pagemap, Query};
+use crate::sys::pagemap::{
+    PAGE_IS_FILE, PAGE_IS_PFNZERO, PAGE_IS_PRESENT, PAGE_IS_SWAPPED, PAGE_IS_WRITTEN, Pagemap, Query,
+};
 use crate::sys::{RemoteAddr, SysError, mem::ProcMem};
 
 const WANT: Query =
@@ -27,24 +29,92 @@ fn io(op: &'static str) -> impl FnOnce(std::io::Error) -> DumpError {
     move |source| DumpError::Io { op, path: "pages file".into(), source }
 }
 
-/// Runs of saved pages, in address order, each inside one VMA.
+const WRITTEN: Query = Query { required: PAGE_IS_WRITTEN, ..WANT };
+const CLEAN: Query = Query { excluded: WANT.excluded | PAGE_IS_WRITTEN, ..WANT };
+
 /// Runs of saved pages, in address order, each inside one VMA, less the
-/// `skip` ranges (sorted; pages shared with the parent).
-pub fn scan(pid: crate::sys::Pid, plan: &MmPlan, skip: &[PageRange]) -> Result<Vec<(u64, u64, bool)>> {
+/// `skip` ranges (sorted; pages shared with the parent); and, given the
+/// extents of the pre-dump this dump builds on, the pages written by nobody
+/// since it (uffd write-protect still set) that it holds: those are taken from
+/// it at restore instead.
+pub fn scan(
+    pid: crate::sys::Pid,
+    plan: &MmPlan,
+    skip: &[PageRange],
+    prev: Option<&[PageExtent]>,
+) -> Result<(Vec<(u64, u64, bool)>, Vec<PageRange>)> {
     let pm = Pagemap::open(pid)?;
     let mut out = Vec::new();
+    let mut from_prev: Vec<PageRange> = Vec::new();
     let mut regions = Vec::new();
     for p in &plan.vmas {
         if !p.vma.kind.has_pages(p.vma.shared) {
             continue;
         }
         regions.clear();
-        pm.scan(p.vma.start, p.vma.end, WANT, &mut regions)?;
+        let Some(prev) = prev.filter(|_| p.readable) else {
+            pm.scan(p.vma.start, p.vma.end, WANT, &mut regions)?;
+            for r in &regions {
+                subtract(r.start, r.end, skip, |s, e| out.push((s, e, p.readable)));
+            }
+            continue;
+        };
+        // Written since (or never protected): saved; clean and held by the
+        // pre-dump: taken from it; clean but not in it: saved.
+        let mut own: Vec<(u64, u64)> = Vec::new();
+        pm.scan(p.vma.start, p.vma.end, WRITTEN, &mut regions)?;
+        own.extend(regions.iter().map(|r| (r.start, r.end)));
+        regions.clear();
+        pm.scan(p.vma.start, p.vma.end, CLEAN, &mut regions)?;
         for r in &regions {
-            subtract(r.start, r.end, skip, |s, e| out.push((s, e, p.readable)));
+            split_by(r.start, r.end, prev, |s, e, held| {
+                if held {
+                    subtract(s, e, skip, |s, e| push_range(&mut from_prev, p.vma.start, s, e));
+                } else {
+                    own.push((s, e));
+                }
+            });
+        }
+        own.sort_unstable();
+        for (s, e) in own {
+            subtract(s, e, skip, |s, e| match out.last_mut() {
+                Some(l) if l.1 == s && l.0 >= p.vma.start => l.1 = e,
+                _ => out.push((s, e, true)),
+            });
         }
     }
-    Ok(out)
+    Ok((out, from_prev))
+}
+
+/// Appends [s, e) to sorted ranges, joining the last one if it is adjacent and
+/// in the same VMA (starting at `vma_start`).
+fn push_range(v: &mut Vec<PageRange>, vma_start: u64, s: u64, e: u64) {
+    match v.last_mut() {
+        Some(l) if l.start + l.nr_pages * PAGE_SIZE == s && l.start >= vma_start => l.nr_pages += (e - s) / PAGE_SIZE,
+        _ => v.push(PageRange { start: s, nr_pages: (e - s) / PAGE_SIZE }),
+    }
+}
+
+/// Calls `f` with the pieces of [start, end), each inside or outside the
+/// (sorted, disjoint) extents.
+fn split_by(start: u64, end: u64, extents: &[PageExtent], mut f: impl FnMut(u64, u64, bool)) {
+    let mut at = start;
+    let first = extents.partition_point(|e| e.end() <= start);
+    for e in &extents[first..] {
+        if e.start >= end || at >= end {
+            break;
+        }
+        if e.start > at {
+            f(at, e.start, false);
+            at = e.start;
+        }
+        let stop = e.end().min(end);
+        f(at, stop, true);
+        at = stop;
+    }
+    if at < end {
+        f(at, end, false);
+    }
 }
 
 /// Calls `f` with the pieces of [start, end) outside every range of `skip`.
@@ -219,13 +289,14 @@ pub fn dump(
     owner: crate::sys::Pid,
     plan: &MmPlan,
     skip: &[PageRange],
+    prev: Option<&[PageExtent]>,
     file: &mut File,
     pipes: &Pipes,
-) -> Result<Vec<PageExtent>> {
+) -> Result<(Vec<PageExtent>, Vec<PageRange>)> {
     let pipes = &pipes.0;
     let pid = inf.pid();
     file.write_all_at(&pages::header(owner.as_raw()), 0).map_err(io("write pages header"))?;
-    let runs = scan(pid, plan, skip)?;
+    let (runs, from_prev) = scan(pid, plan, skip, prev)?;
     let mut extents: Vec<PageExtent> = Vec::with_capacity(runs.len());
     let mut off = pages::HEADER_LEN;
     for &(s, e, _) in &runs {
@@ -283,5 +354,5 @@ pub fn dump(
     if let Some(prev) = inflight.take() {
         complete(inf, &pipes, file, &mut extents, prev)?;
     }
-    Ok(extents)
+    Ok((extents, from_prev))
 }

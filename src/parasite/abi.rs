@@ -29,6 +29,11 @@ pub const CMD_PIPE: u32 = 3;
 pub const CMD_DRAIN: u32 = 4;
 /// Sent by a thread running [`ThreadArgs`]'s routine (unsolicited, once).
 pub const CMD_THREAD: u32 = 5;
+/// userfaultfd(arg) in the task (a pre-dump's write tracker); the reply's arg is
+/// its fd there.
+pub const CMD_UFFD: u32 = 6;
+/// close(arg) in the task.
+pub const CMD_CLOSE: u32 = 7;
 
 /// What rckpt writes for one more thread of the process, which it then starts at
 /// the parasite's `thread_start` with rdi pointing here. The thread reports in a

@@ -438,6 +438,21 @@ impl<'t> Infected<'t> {
     }
 
     /// Gives the parasite the write end of a pipe for [`Infected::drain`].
+    /// userfaultfd(flags) made in the task: its fd number there.
+    pub fn userfaultfd(&mut self, flags: u64) -> Result<i32> {
+        let hdr = MsgHeader { cmd: CMD_UFFD, nr: 0, status: 0, arg: flags };
+        self.send_msg(pod::bytes_of(&hdr), None)?;
+        Ok(self.recv_msg::<MsgHeader>(CMD_UFFD)?.0.arg as i32)
+    }
+
+    /// close(fd) in the task.
+    pub fn close_remote(&mut self, fd: i32) -> Result<()> {
+        let hdr = MsgHeader { cmd: CMD_CLOSE, nr: 0, status: 0, arg: fd as u64 };
+        self.send_msg(pod::bytes_of(&hdr), None)?;
+        self.recv_msg::<MsgHeader>(CMD_CLOSE)?;
+        Ok(())
+    }
+
     /// Hands the parasite the write ends of its two pipes, in one message.
     pub fn set_pipes(&mut self, write_ends: [&OwnedFd; 2]) -> Result<()> {
         let conn = self.conn.as_ref().expect("connected").as_raw_fd();

@@ -179,7 +179,9 @@ pub struct BlobExtent {
     pub len: u64,
     pub file_off: u64,
     pub crc: u32,
-    pub _pad: u32,
+    /// 1: read from the previous image's pages file (whose extents rckpt
+    /// checked whole before anything was created): no crc of its own.
+    pub from_prev: u32,
 }
 
 /// `struct prctl_mm_map`.
@@ -398,7 +400,8 @@ pub struct RestoreArgs {
     pub pages_keep: i32,
     pub exe_keep: i32,
     pub cwd_keep: i32,
-    pub _pad0: i32,
+    /// The pages file of the pre-dump this image builds on (-1: none).
+    pub prev_pages_keep: i32,
 
     pub nr_vmas: u64,
     pub vmas: u64,

@@ -53,7 +53,8 @@ pub fn blob_vmas(
         } else if v.flags & vmflags::LOCKED != 0 {
             madv |= MADV_BIT_MLOCK;
         }
-        let has_pages = mm.extents.iter().any(|e| e.start < v.end && e.end() > v.start);
+        let has_pages = mm.extents.iter().any(|e| e.start < v.end && e.end() > v.start)
+            || mm.prev_pages.iter().any(|r| r.start < v.end && r.start + r.nr_pages * PAGE_SIZE > v.start);
         let bv = BlobVma {
             start: v.start,
             end: v.end,
@@ -119,11 +120,34 @@ pub fn discard_ranges(mm: &MmImage) -> Vec<BlobRange> {
     out
 }
 
-pub fn extents(mm: &MmImage) -> Vec<BlobExtent> {
-    mm.extents
+/// The task's own extents, then the pieces of the pages it takes from the
+/// pre-dump (`prev`, its mm image there, which holds them all: checked).
+pub fn extents(mm: &MmImage, prev: Option<&MmImage>) -> Vec<BlobExtent> {
+    let mut out: Vec<BlobExtent> = mm
+        .extents
         .iter()
-        .map(|e| BlobExtent { start: e.start, len: e.len(), file_off: e.offset, crc: e.crc32c, _pad: 0 })
-        .collect()
+        .map(|e| BlobExtent { start: e.start, len: e.len(), file_off: e.offset, crc: e.crc32c, from_prev: 0 })
+        .collect();
+    if let Some(pm) = prev {
+        for r in &mm.prev_pages {
+            let end = r.start + r.nr_pages * PAGE_SIZE;
+            let mut at = r.start;
+            while at < end {
+                let i = pm.extents.partition_point(|e| e.end() <= at);
+                let Some(e) = pm.extents.get(i).filter(|e| e.start <= at) else { break };
+                let stop = e.end().min(end);
+                out.push(BlobExtent {
+                    start: at,
+                    len: stop - at,
+                    file_off: e.offset + (at - e.start),
+                    crc: 0,
+                    from_prev: 1,
+                });
+                at = stop;
+            }
+        }
+    }
+    out
 }
 
 pub fn mm_map(mm: &MmImage) -> PrctlMmMap {

@@ -129,7 +129,8 @@ pub fn restore(opts: &RestoreOptions) -> Result<Pid> {
             }
         }
     }
-    let prepared = task::prepare(&set, opts)?;
+    let prev = read::read_prev(&set)?;
+    let prepared = task::prepare(&set, opts, prev.as_ref())?;
     let root = task::create_and_release(prepared)?;
     // The tree runs with its connections: let their peers' packets through.
     // The tree is released already, so a failure here is only reported.

@@ -9,6 +9,7 @@ use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use rckpt_images::mm::PAGE_SIZE;
 use rckpt_images::{Image, ImageSet, Kind, core, fdinfo, files, frame, inventory, mm, pages, pstree};
 
 use super::{RestoreError, Result};
@@ -70,6 +71,12 @@ pub fn read(dir: &Path) -> Result<ImageSet> {
     }
     let inv: inventory::Inventory = read_framed(dir, inventory::FILE_NAME, None)?;
     inv.validate().map_err(|source| RestoreError::Image { file: inventory::FILE_NAME.into(), source })?;
+    if inv.pre_dump {
+        return Err(RestoreError::Invalid(format!(
+            "{} is a pre-dump (memory only): restore the dump made with --prev-images-dir {0}",
+            dir.display()
+        )));
+    }
     let size_of = |name: &str| inv.file(name).map(|f| f.size);
     let listed = |name: &str| -> Result<u64> {
         size_of(name).ok_or_else(|| RestoreError::Invalid(format!("the inventory does not list {name}")))
@@ -124,6 +131,80 @@ fn check_pages_file(dir: &Path, name: &str, pid: i32, size: u64) -> Result<()> {
     f.read_exact(&mut head)
         .map_err(|_| bad(rckpt_images::ImageError::Truncated { what: "pages header", need: 20, have: len }))?;
     pages::check_header(&head, pid).map_err(bad)
+}
+
+/// The pre-dump an image builds on: its directory, and the mm image of each
+/// task that takes pages from it.
+pub struct PrevSet {
+    pub dir: PathBuf,
+    pub mms: BTreeMap<i32, mm::MmImage>,
+}
+
+/// Reads the pre-dump `set` builds on, if any, and checks that it holds every
+/// page the image takes from it, with the checksums of every extent those
+/// pages are in: all before any process exists.
+pub fn read_prev(set: &ImageSet) -> Result<Option<PrevSet>> {
+    let Some(d) = &set.inventory.prev else { return Ok(None) };
+    let dir = PathBuf::from(d);
+    let gone = |what: String| RestoreError::Invalid(format!("the pre-dump this image builds on ({d}): {what}"));
+    if !dir.join(inventory::FILE_NAME).exists() {
+        return Err(gone("missing (keep it until the dump is restored no more)".into()));
+    }
+    let inv: inventory::Inventory = read_framed(&dir, inventory::FILE_NAME, None)?;
+    inv.validate().map_err(|source| RestoreError::Image { file: format!("{d}/{}", inventory::FILE_NAME), source })?;
+    if !inv.pre_dump {
+        return Err(gone("not a pre-dump".into()));
+    }
+    let mut mms = BTreeMap::new();
+    for (pid, m) in set.mms.iter().filter(|(_, m)| !m.prev_pages.is_empty()) {
+        let name = mm::file_name(*pid);
+        let size = inv.file(&name).map(|f| f.size).ok_or_else(|| gone(format!("it does not list {name}")))?;
+        let pm: mm::MmImage = read_framed(&dir, &name, Some(size))?;
+        let pname = pages::file_name(*pid);
+        let psize = inv.file(&pname).map(|f| f.size).ok_or_else(|| gone(format!("it does not list {pname}")))?;
+        pm.validate(psize).map_err(|source| RestoreError::Image { file: format!("{d}/{name}"), source })?;
+        check_pages_file(&dir, &pname, *pid, psize)?;
+        // Every page taken from it is in one of its extents; each such extent
+        // is checked whole.
+        let mut touched = std::collections::BTreeSet::new();
+        for r in &m.prev_pages {
+            let end = r.start + r.nr_pages * PAGE_SIZE;
+            let mut at = r.start;
+            while at < end {
+                let i = pm.extents.partition_point(|e| e.end() <= at);
+                match pm.extents.get(i) {
+                    Some(e) if e.start <= at => {
+                        touched.insert(i);
+                        at = e.end().min(end);
+                    }
+                    _ => return Err(gone(format!("task {pid}: it does not hold the page at {at:#x}"))),
+                }
+            }
+        }
+        let f = open_nofollow(&dir.join(&pname)).map_err(|source| RestoreError::Io {
+            op: "open",
+            path: dir.join(&pname),
+            source,
+        })?;
+        let mut buf = vec![0u8; 1 << 20];
+        for i in touched {
+            let e = &pm.extents[i];
+            let mut crc = 0u32;
+            let mut done = 0u64;
+            while done < e.len() {
+                let n = (buf.len() as u64).min(e.len() - done) as usize;
+                std::os::unix::fs::FileExt::read_exact_at(&f, &mut buf[..n], e.offset + done)
+                    .map_err(|source| RestoreError::Io { op: "read", path: dir.join(&pname), source })?;
+                crc = crc32c::crc32c_append(crc, &buf[..n]);
+                done += n as u64;
+            }
+            if crc != e.crc32c {
+                return Err(RestoreError::PagesCorrupt { file: format!("{d}/{pname}"), addr: e.start, pid: *pid });
+            }
+        }
+        mms.insert(*pid, pm);
+    }
+    Ok(Some(PrevSet { dir, mms }))
 }
 
 pub fn pages_path(dir: &Path, pid: i32) -> PathBuf {

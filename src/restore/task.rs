@@ -18,6 +18,7 @@ use rckpt_images::seccomp::SeccompFilter;
 
 use super::abi::*;
 use super::files::{self, FdSetup};
+use super::read::PrevSet;
 use super::validate::Own;
 use super::{Outcome, RestoreError, RestoreOptions, Result, mm};
 use crate::arch::{self, sigframe};
@@ -231,7 +232,7 @@ fn same_exe(set: &ImageSet, parent: Option<i32>, pid: i32) -> bool {
 }
 
 /// Upper bound of the argument area for the whole tree.
-fn estimate_args(set: &ImageSet, fds: &FdSetup) -> u64 {
+fn estimate_args(set: &ImageSet, fds: &FdSetup, prev: Option<&PrevSet>) -> u64 {
     let mut n = fds.keep.len() * 8 + 4096;
     for t in &set.pstree.tasks {
         n += std::mem::size_of::<BlobChild>() + std::mem::size_of::<HelperArgs>() + 64;
@@ -248,7 +249,10 @@ fn estimate_args(set: &ImageSet, fds: &FdSetup) -> u64 {
             + 64;
         n += mm.vmas.len() * std::mem::size_of::<BlobVma>();
         n += mm.vmas.iter().filter_map(|v| v.anon_name.as_ref()).map(|n| n.len() + 16).sum::<usize>();
-        n += mm.extents.len() * std::mem::size_of::<BlobExtent>();
+        // Own extents, and the pieces taken from a pre-dump (at most one more
+        // than its extents per range).
+        let prev_pieces = mm.prev_pages.len() * 2 + prev.and_then(|p| p.mms.get(&t.pid)).map_or(0, |m| m.extents.len());
+        n += (mm.extents.len() + prev_pieces) * std::mem::size_of::<BlobExtent>();
         n += (2 * mm.vmas.len() + mm.extents.len() + mm.parent_pages.len() + 4) * std::mem::size_of::<BlobRange>();
         n += mm.auxv.len() * 8;
         n += core.shared_pending.len() * std::mem::size_of::<BlobSiginfo>();
@@ -329,9 +333,9 @@ fn session_mode(t: &rckpt_images::pstree::TaskEntry, parent: Option<(i32, i32)>)
     }
 }
 
-pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<'s>> {
+pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions, prev: Option<&PrevSet>) -> Result<Prepared<'s>> {
     let root = set.pstree.root().pid;
-    let fds = files::open_all(set, opts)?;
+    let fds = files::open_all(set, opts, prev)?;
     let own = Own::read()?;
     let blob = crate::blob::restorer();
     let live: Vec<&rckpt_images::pstree::TaskEntry> =
@@ -345,7 +349,7 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
     let ctl_len = page_align_up((nr_ctl as u64) * CONTROL_SIZE);
     let max_threads = live.iter().map(|t| t.threads.len()).max().unwrap_or(1) as u64;
     let stacks_len = STACK_LEN + max_threads * THREAD_STACK_LEN;
-    let args_len = page_align_up(estimate_args(set, &fds));
+    let args_len = page_align_up(estimate_args(set, &fds, prev));
     let total = ctl_len + blob.size() + stacks_len + args_len;
     let mms: Vec<&MmImage> = live.iter().map(|t| &set.mms[&t.pid]).collect();
     let base = mm::find_hole(&mms, total)?;
@@ -396,7 +400,7 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
                 bvmas.push(v);
             }
             let vmas_addr = a.slice(&bvmas)?;
-            let exts = mm::extents(mm);
+            let exts = mm::extents(mm, prev.and_then(|p| p.mms.get(&pid)));
             let ext_addr = a.slice(&exts)?;
             let unmap = mm::unmap_ranges(mm, (base, base + total));
             let unmap_addr = a.slice(&unmap)?;
@@ -636,7 +640,7 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions) -> Result<Prepared<
                 // setting it again would fail while inherited VMAs map the file.
                 exe_keep: if same_exe(set, parent.map(|p| p.pid), pid) { -1 } else { tf.exe },
                 cwd_keep: tf.cwd,
-                _pad0: 0,
+                prev_pages_keep: tf.prev_pages,
                 nr_vmas: bvmas.len() as u64,
                 vmas: vmas_addr,
                 nr_extents: exts.len() as u64,

@@ -23,6 +23,7 @@ pub mod signal;
 pub mod sock;
 pub mod sockdiag;
 pub mod task;
+pub mod uffd;
 pub mod wait;
 
 pub use addr::RemoteAddr;
@@ -133,4 +134,14 @@ pub fn syncfs(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Points stdin, stdout and stderr at /dev/null (a daemon's).
+pub fn stdio_to_null() {
+    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors, which this process owns.
+            unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) };
+        }
+    }
 }

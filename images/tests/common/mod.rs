@@ -304,6 +304,8 @@ pub fn mm_image(pid: i32) -> MmImage {
         pages_file: pages::file_name(pid),
         extents: Vec::new(),
         parent_pages: Vec::new(),
+        prev_pages: Vec::new(),
+        tracked: Vec::new(),
     };
     let mut offset = pages::HEADER_LEN;
     for (start, nr_pages) in runs {
@@ -435,6 +437,8 @@ pub fn valid_set() -> ImageSet {
             ],
             namespaces: Default::default(),
             cpu: Default::default(),
+            pre_dump: false,
+            prev: None,
         },
         pstree,
         files: files_image(),

@@ -179,6 +179,16 @@ unsafe extern "C" fn main(args: *const ParasiteArgs) -> ! {
                     size_of::<MsgHeader>()
                 }
                 CMD_DRAIN => drain(&hdr, rx.add(size_of::<MsgHeader>()) as *const DrainRange, n, tx),
+                CMD_UFFD | CMD_CLOSE => {
+                    let r = if hdr.cmd == CMD_UFFD {
+                        sc(SYS_USERFAULTFD, &[hdr.arg])
+                    } else {
+                        sc(SYS_CLOSE, &[hdr.arg])
+                    };
+                    let h = &mut *(tx as *mut MsgHeader);
+                    *h = MsgHeader { cmd: hdr.cmd, status: r.min(0), arg: r.max(0) as u64, nr: 0 };
+                    size_of::<MsgHeader>()
+                }
                 _ => {
                     let h = &mut *(tx as *mut MsgHeader);
                     *h = MsgHeader { cmd: hdr.cmd, status: -22, ..MsgHeader::default() };

@@ -321,17 +321,21 @@ unsafe extern "C" fn task_main(a: *const RestoreArgs) -> ! {
                 let n = (e.len - off).min(CHUNK);
                 let mut got = 0u64;
                 while got < n {
-                    let r = rep.ck(sc(SYS_PREAD64, &[pages, e.start + off + got, n - got, e.file_off + off + got]));
+                    let src = if e.from_prev != 0 { kept(a.prev_pages_keep) } else { pages };
+                    let r = rep.ck(sc(SYS_PREAD64, &[src, e.start + off + got, n - got, e.file_off + off + got]));
                     if r == 0 {
                         rep.fail(-5);
                     }
                     got += r as u64;
                 }
-                // Checked while the chunk is still in cache.
-                crc = common::crc::append(crc, core::slice::from_raw_parts((e.start + off) as *const u8, n as usize));
+                // Checked while the chunk is still in cache (a pre-dump's pages
+                // were checked by rckpt).
+                if e.from_prev == 0 {
+                    crc = common::crc::append(crc, core::slice::from_raw_parts((e.start + off) as *const u8, n as usize));
+                }
                 off += n;
             }
-            if crc != e.crc {
+            if e.from_prev == 0 && crc != e.crc {
                 rep.step(STEP_CHECK_PAGES, e.start);
                 rep.fail(-74); // EBADMSG
             }

@@ -42,6 +42,8 @@ pub struct TaskFds {
     pub pid: i32,
     pub install: Vec<InstallFd>,
     pub pages: i32,
+    /// The pre-dump's pages file of this task (-1: none).
+    pub prev_pages: i32,
     pub exe: i32,
     pub cwd: i32,
     /// Keep index of each mapped file of the mm image (-1 when not mapped).
@@ -127,11 +129,17 @@ fn shell_tty() -> Result<i32> {
 }
 
 /// Opens everything every live task of the image needs.
-pub fn open_all(set: &ImageSet, opts: &RestoreOptions) -> Result<FdSetup> {
+pub fn open_all(set: &ImageSet, opts: &RestoreOptions, prev: Option<&super::read::PrevSet>) -> Result<FdSetup> {
     let mut s = FdSetup::default();
     let mut makers = kinds::Makers::new(&set.files, &opts.dir);
     for t in set.pstree.tasks.iter().filter(|t| !t.state.is_zombie()) {
         open_task(&mut s, &mut makers, set, t.pid, opts)?;
+        if let Some(p) = prev.filter(|p| p.mms.contains_key(&t.pid)) {
+            let path = super::read::pages_path(&p.dir, t.pid);
+            let f = super::read::open_nofollow(&path).map_err(io("open", &path.to_string_lossy()))?;
+            let k = s.push(f.into());
+            s.tasks.last_mut().expect("just opened").prev_pages = k;
+        }
     }
     makers.finish()?;
     Ok(s)
@@ -153,6 +161,7 @@ fn open_task(
         pid,
         install: Vec::new(),
         pages: s.push(pages.into()),
+        prev_pages: -1,
         exe: -1,
         cwd: -1,
         mapped: vec![-1; mm.files.len()],
