@@ -26,6 +26,8 @@ pub enum BlobError {
 #[derive(Debug)]
 pub struct Blob {
     image: Vec<u8>,
+    /// Where the segments' file contents end: beyond, .bss, zero.
+    file_end: u64,
     /// [0, exec_end) is mapped read+exec, the rest read+write.
     exec_end: u64,
     entry: u64,
@@ -49,6 +51,7 @@ impl Blob {
             return Err(BlobError::Layout("larger than 16 MiB"));
         }
         let mut image = vec![0u8; size as usize];
+        let mut file_end = 0;
         let mut exec_end = 0;
         let mut first_write = u64::MAX;
         for p in &loads {
@@ -56,6 +59,7 @@ impl Blob {
                 .get(p.p_offset as usize..(p.p_offset + p.p_filesz) as usize)
                 .ok_or(BlobError::Layout("segment outside the file"))?;
             image[p.p_vaddr as usize..(p.p_vaddr + p.p_filesz) as usize].copy_from_slice(file);
+            file_end = file_end.max(p.p_vaddr + p.p_filesz);
             if p.is_executable() {
                 exec_end = exec_end.max((p.p_vaddr + p.p_memsz).div_ceil(PAGE) * PAGE);
             }
@@ -75,6 +79,7 @@ impl Blob {
                 return Err(BlobError::Layout("relocation outside the image"));
             }
             relocs.push((r.r_offset, r.r_addend.unwrap_or(0) as u64));
+            file_end = file_end.max(r.r_offset + 8);
         }
         if elf.entry >= exec_end {
             return Err(BlobError::Layout("entry point outside the code"));
@@ -89,7 +94,7 @@ impl Blob {
                 symbols.push((name.to_string(), sym.st_value));
             }
         }
-        Ok(Blob { image, exec_end, entry: elf.entry, relocs, symbols })
+        Ok(Blob { image, file_end, exec_end, entry: elf.entry, relocs, symbols })
     }
 
     pub fn size(&self) -> u64 {
@@ -110,9 +115,13 @@ impl Blob {
     }
 
     /// The memory image relocated to run at `base`.
+    /// The memory image relocated to run at `base`, up to the end of its file
+    /// contents: the rest (.bss) is zero in a fresh anonymous mapping, and
+    /// need not be written.
     pub fn relocated(&self, base: u64) -> Vec<u8> {
         let mut img = self.image.clone();
         self.relocate_into(base, &mut img);
+        img.truncate(self.file_end as usize);
         img
     }
 
@@ -143,7 +152,7 @@ mod tests {
         for b in [parasite(), restorer()] {
             assert!(b.size() > 0 && b.exec_end() > 0 && b.entry() < b.exec_end());
             let img = b.relocated(0x7000_0000_0000);
-            assert_eq!(img.len() as u64, b.size());
+            assert!(img.len() as u64 <= b.size() && img.len() as u64 > b.exec_end());
         }
     }
 
