@@ -472,9 +472,22 @@ fn a_hundred_cycles_leak_nothing() {
         .unwrap();
     w.pid = root;
     wait_blocked(root);
+    // Every process up with its three extra threads (and their stacks mapped).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let pids = tree_pids(root);
+        let threads = |p: &i32| std::fs::read_dir(format!("/proc/{p}/task")).map(|d| d.count()).unwrap_or(0);
+        if pids.len() == 3 && pids.iter().all(|p| threads(p) == 4) && {
+            let (a, b) = (footprint(root), footprint(root));
+            (a.0, a.1) == (b.0, b.1)
+        } {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the soak tree did not settle");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let (mut pid, mut key) = (root, w.inherit_stdout());
     let first = footprint(pid);
-    assert_eq!(tree_pids(pid).len(), 3);
     let mut peaks = Vec::new();
     let mut last: Option<Restore> = None;
     for cycle in 0..100 {
