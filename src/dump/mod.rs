@@ -169,11 +169,6 @@ fn dump_here(opts: &DumpOptions, namespaces: &inventory::Namespaces, kill: bool)
             return Err(e);
         }
     };
-    // The image is whole: the pre-dump's trackers go, and the tree keeps no
-    // trace of them.
-    if let Some(p) = &prev {
-        p.release();
-    }
     let pids = frozen.tasks.iter().map(|t| t.pid).collect();
     let frozen_for = frozen_at.elapsed();
     if opts.leave_running {
@@ -193,6 +188,11 @@ fn dump_here(opts: &DumpOptions, namespaces: &inventory::Namespaces, kill: bool)
             // Stays frozen and traced until its namespace is killed from outside.
             std::mem::forget(frozen);
         }
+    }
+    // The image is whole: the pre-dump's trackers go, and the tree keeps no
+    // trace of them (after it runs again: tracking costs it nothing meanwhile).
+    if let Some(p) = &prev {
+        p.release();
     }
     Ok(DumpReport {
         pids,

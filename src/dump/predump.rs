@@ -243,14 +243,25 @@ fn hold(dir: &Path, tracked: Vec<Tracked>) -> Result<Pid> {
 }
 
 /// The holder's loop. `tracked` is only held: its descriptors keep tracking on.
+/// It sleeps in poll() on the socket and the processes' pidfds, so a dump's
+/// question is answered at once (the dump waits for it while the tree is frozen).
 fn serve(listener: UnixListener, pids: &[i32], watch: &[OwnedFd], tracked: Vec<Tracked>) {
+    use std::os::fd::AsRawFd;
     let _keep = tracked;
     let _ = listener.set_nonblocking(true);
+    // A pidfd is readable once its process has exited: those leave the poll set.
+    let mut gone = vec![false; watch.len()];
     loop {
-        if !watch.is_empty()
-            && watch.iter().all(|p| crate::sys::poll_readable(std::os::fd::AsRawFd::as_raw_fd(p), 0).unwrap_or(true))
-        {
+        let live: Vec<usize> = (0..watch.len()).filter(|&i| !gone[i]).collect();
+        if !watch.is_empty() && live.is_empty() {
             return;
+        }
+        let fds: Vec<_> = std::iter::once(listener.as_raw_fd()).chain(live.iter().map(|&i| watch[i].as_raw_fd())).collect();
+        let Ok(ready) = crate::sys::poll_readable_many(&fds, -1) else { return };
+        for (k, &i) in live.iter().enumerate() {
+            if ready[k + 1] {
+                gone[i] = true;
+            }
         }
         match listener.accept() {
             Ok((s, _)) => {
@@ -275,7 +286,7 @@ fn serve(listener: UnixListener, pids: &[i32], watch: &[OwnedFd], tracked: Vec<T
                     }
                 }
             }
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            Err(_) => {}
         }
     }
 }

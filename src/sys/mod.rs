@@ -98,6 +98,19 @@ pub fn poll_readable(fd: std::os::fd::RawFd, timeout_ms: i32) -> std::result::Re
     Ok(r > 0)
 }
 
+/// Waits (`timeout_ms` -1: without end) until one of `fds` is readable;
+/// returns, for each, whether it is (all false on EINTR or timeout).
+pub fn poll_readable_many(fds: &[std::os::fd::RawFd], timeout_ms: i32) -> std::result::Result<Vec<bool>, Errno> {
+    let mut p: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    // SAFETY: `p` is a valid array of pollfds for the duration of the call.
+    let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
+    if r < 0 {
+        let e = Errno::last();
+        return if e == Errno::EINTR { Ok(vec![false; fds.len()]) } else { Err(e) };
+    }
+    Ok(p.iter().map(|p| p.revents != 0).collect())
+}
+
 /// Whether this process has descriptor `fd` open.
 pub fn fd_is_open(fd: std::os::fd::RawFd) -> bool {
     // SAFETY: F_GETFD only reads the descriptor's flags.
