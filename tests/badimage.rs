@@ -112,6 +112,43 @@ fn damaged_images_are_refused_before_any_process_exists() {
 }
 
 #[test]
+fn a_damaged_long_extent_is_caught_in_place_before_anything_runs() {
+    use rckpt_images::Image;
+    use rckpt_images::mm::MmImage;
+    // 64 MiB of random memory: an extent rckpt checks from its own thread while
+    // the task reads the rest (short ones the task checks itself, as above).
+    let mut w = Workload::spawn("memory", &[]);
+    let good = TempDir::new("long-src");
+    dump_ok(w.pid, good.path(), &[]);
+    w.wait_gone();
+    let pid = w.pid;
+    let key = w.inherit_stdout();
+    let pages = format!("pages-{pid}.img");
+    let mm = MmImage::decode(&std::fs::read(good.file(&format!("mm-{pid}.img"))).unwrap()).unwrap();
+    let long = mm
+        .extents
+        .iter()
+        .filter(|e| e.len() >= rckpt::restore::mm::CHECKED_BY_RCKPT_FROM)
+        .max_by_key(|e| e.len())
+        .expect("the workload has a long extent");
+    // Its first byte (checked while the task still reads), one in the middle and
+    // its last byte (checked once it has read everything).
+    for at in [0, long.len() / 2 + 12345, long.len() - 1] {
+        let t = TempDir::new("long-bad");
+        copy_dir(good.path(), t.path());
+        let mut b = std::fs::read(t.file(&pages)).unwrap();
+        b[(long.offset + at) as usize] ^= 0x10;
+        std::fs::write(t.file(&pages), &b).unwrap();
+        restore_fails(t.path(), pid, &key, 65, &[&pages, "checksum", &format!("{:#x}", long.start)]);
+        // The damaged image dir is as it was.
+        assert_eq!(std::fs::read(t.file(&pages)).unwrap(), b);
+    }
+    let mut r = Restore::spawn(good.path(), &["--inherit-fd", &key]);
+    let (st, lines) = r.trigger_and_finish();
+    assert_passed(st, &lines);
+}
+
+#[test]
 fn an_unbound_external_is_named() {
     let mut w = Workload::spawn("blocking", &["pause", "restored"]);
     let img = TempDir::new("unbound");

@@ -256,7 +256,8 @@ fn serve(listener: UnixListener, pids: &[i32], watch: &[OwnedFd], tracked: Vec<T
         if !watch.is_empty() && live.is_empty() {
             return;
         }
-        let fds: Vec<_> = std::iter::once(listener.as_raw_fd()).chain(live.iter().map(|&i| watch[i].as_raw_fd())).collect();
+        let fds: Vec<_> =
+            std::iter::once(listener.as_raw_fd()).chain(live.iter().map(|&i| watch[i].as_raw_fd())).collect();
         let Ok(ready) = crate::sys::poll_readable_many(&fds, -1) else { return };
         for (k, &i) in live.iter().enumerate() {
             if ready[k + 1] {

@@ -22,8 +22,19 @@ pub struct Control {
     pub rseq_addr: u64,
     pub rseq_len: u32,
     pub rseq_sig: u32,
-    pub _pad: [u64; 3],
+    /// Bytes of page extents the process part has read into place so far, in
+    /// extent order (rckpt checks what is placed while the rest is read).
+    pub placed: u64,
+    /// rckpt sets CHECKED_OK once it has checked the process's long extents in
+    /// place (CHECKED_BAD: one is damaged); the process waits for it before
+    /// anything else writes into its memory (futex word).
+    pub checked: u32,
+    pub _pad32: u32,
+    pub _pad: [u64; 1],
 }
+
+pub const CHECKED_OK: u32 = 1;
+pub const CHECKED_BAD: u32 = 2;
 
 pub const CONTROL_SIZE: u64 = core::mem::size_of::<Control>() as u64;
 
@@ -179,10 +190,16 @@ pub struct BlobExtent {
     pub len: u64,
     pub file_off: u64,
     pub crc: u32,
-    /// 1: read from the previous image's pages file (whose extents rckpt
-    /// checked whole before anything was created): no crc of its own.
-    pub from_prev: u32,
+    /// EXTENT_* bits.
+    pub flags: u32,
 }
+
+/// Read from the previous image's pages file (whose extents rckpt checked whole
+/// before anything was created): no crc of its own.
+pub const EXTENT_PREV: u32 = 1;
+/// Checked by rckpt in place, from another thread, while the task reads the
+/// rest (see `restore::check`): the task does not compute the crc itself.
+pub const EXTENT_RCKPT_CHECKS: u32 = 2;
 
 /// `struct prctl_mm_map`.
 #[repr(C)]

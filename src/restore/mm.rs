@@ -120,13 +120,32 @@ pub fn discard_ranges(mm: &MmImage) -> Vec<BlobRange> {
     out
 }
 
+/// Extents this long and longer are checked by rckpt while the task reads
+/// (shorter ones the task checks itself, while they are in its cache).
+pub const CHECKED_BY_RCKPT_FROM: u64 = 1 << 20;
+
+/// Whether rckpt can check long extents from a thread of its own: not once it
+/// has entered a PID namespace for its children (the restore into a fresh one),
+/// where the kernel refuses it threads (clone(CLONE_THREAD) is EINVAL then).
+pub fn rckpt_can_check() -> bool {
+    let ns = |n: &str| std::fs::metadata(format!("/proc/self/ns/{n}")).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    matches!((ns("pid"), ns("pid_for_children")), (Ok(a), Ok(b)) if a == b)
+}
+
 /// The task's own extents, then the pieces of the pages it takes from the
 /// pre-dump (`prev`, its mm image there, which holds them all: checked).
-pub fn extents(mm: &MmImage, prev: Option<&MmImage>) -> Vec<BlobExtent> {
+/// `rckpt_checks`: long extents are left to rckpt's checker (`restore::check`).
+pub fn extents(mm: &MmImage, prev: Option<&MmImage>, rckpt_checks: bool) -> Vec<BlobExtent> {
     let mut out: Vec<BlobExtent> = mm
         .extents
         .iter()
-        .map(|e| BlobExtent { start: e.start, len: e.len(), file_off: e.offset, crc: e.crc32c, from_prev: 0 })
+        .map(|e| BlobExtent {
+            start: e.start,
+            len: e.len(),
+            file_off: e.offset,
+            crc: e.crc32c,
+            flags: if rckpt_checks && e.len() >= CHECKED_BY_RCKPT_FROM { EXTENT_RCKPT_CHECKS } else { 0 },
+        })
         .collect();
     if let Some(pm) = prev {
         for r in &mm.prev_pages {
@@ -141,7 +160,7 @@ pub fn extents(mm: &MmImage, prev: Option<&MmImage>) -> Vec<BlobExtent> {
                     len: stop - at,
                     file_off: e.offset + (at - e.start),
                     crc: 0,
-                    from_prev: 1,
+                    flags: EXTENT_PREV,
                 });
                 at = stop;
             }

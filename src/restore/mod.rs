@@ -4,6 +4,7 @@
 //! was created (and PTRACE_O_EXITKILL covers a dying rckpt).
 
 pub mod abi;
+pub mod check;
 pub mod files;
 pub mod mm;
 pub mod read;

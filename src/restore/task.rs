@@ -20,7 +20,7 @@ use super::abi::*;
 use super::files::{self, FdSetup};
 use super::read::PrevSet;
 use super::validate::Own;
-use super::{Outcome, RestoreError, RestoreOptions, Result, mm};
+use super::{Outcome, RestoreError, RestoreOptions, Result, check, mm};
 use crate::arch::{self, sigframe};
 use crate::fault;
 use crate::sys::blobmap::LocalMapping;
@@ -97,6 +97,8 @@ struct TaskPlan<'s> {
     stopped: bool,
     /// A `syscall` instruction in the restored vDSO.
     insn: u64,
+    /// The page extents its trampoline reads, in order.
+    extents: Vec<BlobExtent>,
 }
 
 pub struct Prepared<'s> {
@@ -338,6 +340,7 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions, prev: Option<&PrevS
     let fds = files::open_all(set, opts, prev)?;
     let own = Own::read()?;
     let blob = crate::blob::restorer();
+    let rckpt_checks = mm::rckpt_can_check();
     let live: Vec<&rckpt_images::pstree::TaskEntry> =
         set.pstree.tasks.iter().filter(|t| !t.state.is_zombie()).collect();
 
@@ -400,7 +403,7 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions, prev: Option<&PrevS
                 bvmas.push(v);
             }
             let vmas_addr = a.slice(&bvmas)?;
-            let exts = mm::extents(mm, prev.and_then(|p| p.mms.get(&pid)));
+            let exts = mm::extents(mm, prev.and_then(|p| p.mms.get(&pid)), rckpt_checks);
             let ext_addr = a.slice(&exts)?;
             let unmap = mm::unmap_ranges(mm, (base, base + total));
             let unmap_addr = a.slice(&unmap)?;
@@ -685,6 +688,7 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions, prev: Option<&PrevS
                 leader_exited,
                 stopped: matches!(t.state, Saved::Stopped { .. }),
                 insn,
+                extents: exts,
             });
         }
         root_args = args_at[&root];
@@ -845,7 +849,42 @@ pub fn create_and_release(mut p: Prepared<'_>) -> Result<Pid> {
     p.ctl.store_and_wake(root_ctl * CONTROL_SIZE as usize, 1);
     drop(p.fds.take());
 
-    park_all(&p, &mut created)?;
+    // Long extents are checked in place from another thread while the tasks read.
+    let jobs: Vec<(usize, check::Job)> = p
+        .tasks
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| check::Job::wanted(&t.extents))
+        .map(|(i, t)| (i, check::Job { pid: t.pid, ctl: t.runner_ctl, extents: t.extents.clone() }))
+        .collect();
+    let (job_of_task, jobs): (Vec<usize>, Vec<check::Job>) = jobs.into_iter().unzip();
+    let abort = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+        let checker = if jobs.is_empty() {
+            None
+        } else {
+            Some(
+                std::thread::Builder::new()
+                    .name("page checker".into())
+                    .spawn_scoped(s, || check::run(&jobs, &p.ctl, seen_rx, &abort))
+                    .map_err(|e| RestoreError::Invalid(format!("cannot start the page checker thread: {e}")))?,
+            )
+        };
+        let mut seen = Seen { tx: seen_tx, job_of_task: &job_of_task, told: vec![false; jobs.len()] };
+        let parked = park_all(&p, &mut created, &mut seen);
+        drop(seen);
+        if parked.is_err() {
+            abort.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let checked = match checker.map(|c| c.join()) {
+            None => Ok(()),
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(RestoreError::Invalid("the page checker thread panicked".into())),
+        };
+        // A damaged extent is the cause of its task's failure: named first.
+        checked.and(parked)
+    })?;
     fault::point("restore.parked")?;
 
     // Take the trampoline out of every address space, from a syscall in the
@@ -914,9 +953,28 @@ pub fn create_and_release(mut p: Prepared<'_>) -> Result<Pid> {
     Ok(if p.pid_ns { host_root } else { root })
 }
 
+/// Tells the page checker (`check::run`) which processes exist, and as which pid.
+struct Seen<'a> {
+    tx: std::sync::mpsc::Sender<(usize, Pid)>,
+    /// Task indexes (into `Prepared::tasks`) of the checker's jobs, in job order.
+    job_of_task: &'a [usize],
+    told: Vec<bool>,
+}
+
+impl Seen<'_> {
+    fn task(&mut self, task: usize, host: Pid) {
+        if let Some(j) = self.job_of_task.iter().position(|&t| t == task)
+            && !self.told[j]
+        {
+            self.told[j] = true;
+            let _ = self.tx.send((j, host));
+        }
+    }
+}
+
 /// Waits until every thread of the tree is parked at its int3, letting the
 /// tasks the trampolines create through their first stops.
-fn park_all(p: &Prepared<'_>, created: &mut Created) -> Result<()> {
+fn park_all(p: &Prepared<'_>, created: &mut Created, seen: &mut Seen<'_>) -> Result<()> {
     // tid -> (task index, Control offset)
     let mut waiting: BTreeMap<i32, (usize, usize)> = BTreeMap::new();
     // Exited leaders, which create their threads (their clone events need a
@@ -963,13 +1021,18 @@ fn park_all(p: &Prepared<'_>, created: &mut Created) -> Result<()> {
             }
         }
         for tid in runners.keys().copied().collect::<Vec<_>>() {
-            let (_, off) = runners[&tid];
+            let (ti, off) = runners[&tid];
             if ctl_state(&p.ctl, off).step == STEP_LEADER_EXITS {
                 runners.remove(&tid);
                 continue;
             }
             let Some(host) = created.host.get(tid) else { continue };
-            if let Ok(Some(s)) = crate::sys::wait::try_wait_pid(host) {
+            let status = crate::sys::wait::try_wait_pid(host);
+            if status.is_ok() {
+                // It reads the process's pages.
+                seen.task(ti, host);
+            }
+            if let Ok(Some(s)) = status {
                 progressed = true;
                 let t = created.tracees.entry(tid).or_insert_with(|| Tracee::adopt(host));
                 let stop = Stop::from_status(s);
@@ -990,7 +1053,11 @@ fn park_all(p: &Prepared<'_>, created: &mut Created) -> Result<()> {
                 }
                 continue;
             };
-            let status = match crate::sys::wait::try_wait_pid(host) {
+            let status = crate::sys::wait::try_wait_pid(host);
+            if status.is_ok() {
+                seen.task(ti, host);
+            }
+            let status = match status {
                 Ok(Some(s)) => s,
                 Ok(None) => continue,
                 // Not created yet by its parent's trampoline.

@@ -84,6 +84,18 @@ impl LocalMapping {
         }
     }
 
+    /// The u64 at byte offset `off`, loaded whole (the blob's task may be
+    /// storing it at the same time).
+    pub fn load_u64(&self, off: usize) -> u64 {
+        assert!(off + 8 <= self.len && off % 8 == 0);
+        // SAFETY: in bounds and aligned (checked); the atomic view makes a
+        // concurrent store from the other process never seen half done.
+        unsafe {
+            std::sync::atomic::AtomicU64::from_ptr((self.addr + off) as *mut u64)
+                .load(std::sync::atomic::Ordering::Acquire)
+        }
+    }
+
     /// A copy of the bytes at [off, off+len) (the blob writes into shared pages
     /// concurrently, so no reference into them is handed out).
     pub fn read_bytes(&self, off: usize, len: usize) -> Vec<u8> {

@@ -101,7 +101,8 @@ pub fn poll_readable(fd: std::os::fd::RawFd, timeout_ms: i32) -> std::result::Re
 /// Waits (`timeout_ms` -1: without end) until one of `fds` is readable;
 /// returns, for each, whether it is (all false on EINTR or timeout).
 pub fn poll_readable_many(fds: &[std::os::fd::RawFd], timeout_ms: i32) -> std::result::Result<Vec<bool>, Errno> {
-    let mut p: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    let mut p: Vec<libc::pollfd> =
+        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
     // SAFETY: `p` is a valid array of pollfds for the duration of the call.
     let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
     if r < 0 {

@@ -77,6 +77,7 @@ const P_PID: u64 = 1;
 const WEXITED: u64 = 4;
 const WNOWAIT: u64 = 0x01000000;
 const CHUNK: u64 = 256 * 1024;
+const POPULATE_WINDOW: u64 = 4 << 20;
 
 #[unsafe(no_mangle)]
 #[unsafe(naked)]
@@ -308,20 +309,27 @@ unsafe extern "C" fn task_main(a: *const RestoreArgs) -> ! {
             rep.ck(sc(SYS_MADVISE, &[r.start, r.len, 4 /* MADV_DONTNEED */]));
         }
         let pages = kept(a.pages_keep);
+        let mut placed = 0u64;
         for e in slice::<BlobExtent>(a.extents, a.nr_extents) {
             rep.step(STEP_READ_PAGES, e.start);
-            // Allocate the extent's pages in one go rather than one fault per
-            // page inside pread (MADV_POPULATE_WRITE; older kernels skip it).
-            if e.len >= 64 * 4096 {
-                sc(SYS_MADVISE, &[e.start, e.len, 23 /* MADV_POPULATE_WRITE */]);
-            }
             let mut crc = 0u32;
             let mut off = 0u64;
+            let own_check = e.flags & (EXTENT_PREV | EXTENT_RCKPT_CHECKS) == 0;
+            let mut populated = 0u64;
             while off < e.len {
+                // Allocate pages a window at a time rather than one fault per page
+                // inside pread (MADV_POPULATE_WRITE; older kernels skip it). Not
+                // the whole extent at once: what is placed grows evenly, and rckpt
+                // checks it as it grows.
+                if e.len >= 64 * 4096 && off >= populated {
+                    let w = (e.len - off).min(POPULATE_WINDOW);
+                    sc(SYS_MADVISE, &[e.start + off, w, 23 /* MADV_POPULATE_WRITE */]);
+                    populated = off + w;
+                }
                 let n = (e.len - off).min(CHUNK);
                 let mut got = 0u64;
                 while got < n {
-                    let src = if e.from_prev != 0 { kept(a.prev_pages_keep) } else { pages };
+                    let src = if e.flags & EXTENT_PREV != 0 { kept(a.prev_pages_keep) } else { pages };
                     let r = rep.ck(sc(SYS_PREAD64, &[src, e.start + off + got, n - got, e.file_off + off + got]));
                     if r == 0 {
                         rep.fail(-5);
@@ -329,15 +337,34 @@ unsafe extern "C" fn task_main(a: *const RestoreArgs) -> ! {
                     got += r as u64;
                 }
                 // Checked while the chunk is still in cache (a pre-dump's pages
-                // were checked by rckpt).
-                if e.from_prev == 0 {
+                // were checked by rckpt, and rckpt checks long extents in place).
+                if own_check {
                     crc = common::crc::append(crc, core::slice::from_raw_parts((e.start + off) as *const u8, n as usize));
                 }
                 off += n;
+                placed += n;
+                core::ptr::write_volatile(&raw mut (*rep.0).placed, placed);
             }
-            if e.from_prev == 0 && crc != e.crc {
+            if own_check && crc != e.crc {
                 rep.step(STEP_CHECK_PAGES, e.start);
                 rep.fail(-74); // EBADMSG
+            }
+        }
+        // rckpt checks the long extents as they land; nothing else may write into
+        // this memory (the frames, a child's tid) until it has.
+        let extents = slice::<BlobExtent>(a.extents, a.nr_extents);
+        if extents.iter().any(|e| e.flags & EXTENT_RCKPT_CHECKS != 0) {
+            rep.step(STEP_CHECK_PAGES, 0);
+            let c = rep.0;
+            loop {
+                match core::ptr::read_volatile(&raw const (*c).checked) {
+                    0 => {
+                        let ts = [1i64, 0];
+                        sc(SYS_FUTEX, &[&raw const (*c).checked as u64, FUTEX_WAIT, 0, ts.as_ptr() as u64]);
+                    }
+                    CHECKED_OK => break,
+                    _ => rep.fail(-74), // EBADMSG; rckpt names the extent
+                }
             }
         }
         for v in vmas {

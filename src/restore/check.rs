@@ -1,0 +1,124 @@
+//! Long page extents checked in place, while the tasks still read the rest.
+//!
+//! A process's trampoline reads its extents in order and counts the bytes it has
+//! placed in its Control (`placed`). Extents of `mm::CHECKED_BY_RCKPT_FROM` bytes
+//! or more it does not checksum itself: this thread reads what is placed through
+//! /proc/PID/mem (which reaches memory of any protection, so the trampoline may
+//! protect its VMAs meanwhile) and computes their crc32c on another CPU. On a
+//! restore of 1 GiB that is about 15% of the task's own time taken off it.
+//!
+//! The rule holds as before: every page is checked after it is read into place and
+//! before any task runs its own code. The process waits for the verdict (its
+//! Control's `checked`) before anything else writes into its memory (the frames
+//! of its threads, the tids the kernel stores for its children), and
+//! `task::create_and_release` joins this thread before the final rt_sigreturns.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+use super::abi::{BlobExtent, CHECKED_BAD, CHECKED_OK, CONTROL_SIZE, Control, EXTENT_RCKPT_CHECKS};
+use super::{RestoreError, Result};
+use crate::sys::blobmap::LocalMapping;
+use crate::sys::mem::ProcMem;
+use crate::sys::{Pid, RemoteAddr};
+
+/// One process whose long extents rckpt checks.
+pub struct Job {
+    /// The image's pid (named in errors).
+    pub pid: i32,
+    /// Offset (in Controls) of the Control of the task that reads its pages.
+    pub ctl: usize,
+    /// Its extents, in the order the trampoline reads them.
+    pub extents: Vec<BlobExtent>,
+}
+
+impl Job {
+    pub fn wanted(extents: &[BlobExtent]) -> bool {
+        extents.iter().any(|e| e.flags & EXTENT_RCKPT_CHECKS != 0)
+    }
+}
+
+const PLACED_OFF: usize = std::mem::offset_of!(Control, placed);
+const ERROR_OFF: usize = std::mem::offset_of!(Control, error);
+const CHECKED_OFF: usize = std::mem::offset_of!(Control, checked);
+const BUF: usize = 1 << 20;
+
+/// Checks every job's long extents. `seen` brings (job index, the pid rckpt sees
+/// for the process) as the process appears; `abort` ends the work early (the
+/// restore failed elsewhere: the caller reports that). Returns once every job is
+/// checked, or with the first damaged extent.
+pub fn run(jobs: &[Job], ctl: &LocalMapping, seen: Receiver<(usize, Pid)>, abort: &AtomicBool) -> Result<()> {
+    let mut ready: Vec<(usize, Pid)> = Vec::new();
+    let mut done = 0;
+    let mut buf = vec![0u8; BUF];
+    while done < jobs.len() {
+        if abort.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if ready.is_empty() {
+            match seen.recv_timeout(Duration::from_millis(20)) {
+                Ok(x) => ready.push(x),
+                Err(RecvTimeoutError::Timeout) => continue,
+                // No more processes will appear: what is left was never created,
+                // which the caller reports.
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
+        let (i, host) = ready.remove(0);
+        // The process waits for the verdict before anything else writes into its memory.
+        let base = jobs[i].ctl * CONTROL_SIZE as usize;
+        match check_job(&jobs[i], host, ctl, abort, &mut buf) {
+            Ok(()) => ctl.store_and_wake(base + CHECKED_OFF, CHECKED_OK),
+            Err(e) => {
+                ctl.store_and_wake(base + CHECKED_OFF, CHECKED_BAD);
+                return Err(e);
+            }
+        }
+        done += 1;
+        ready.extend(seen.try_iter());
+    }
+    Ok(())
+}
+
+fn check_job(job: &Job, host: Pid, ctl: &LocalMapping, abort: &AtomicBool, buf: &mut [u8]) -> Result<()> {
+    let base = job.ctl * CONTROL_SIZE as usize;
+    let mem = ProcMem::open(host, false)?;
+    // Byte offset of each extent in the task's count of placed bytes.
+    let mut at = 0u64;
+    for e in &job.extents {
+        let first = at;
+        at += e.len;
+        if e.flags & EXTENT_RCKPT_CHECKS == 0 {
+            continue;
+        }
+        let mut crc = 0u32;
+        let mut off = 0u64;
+        let mut idle = 0u32;
+        while off < e.len {
+            let placed = ctl.load_u64(base + PLACED_OFF).saturating_sub(first).min(e.len);
+            if placed <= off {
+                if abort.load(Ordering::Relaxed) || ctl.load_u64(base + ERROR_OFF) != 0 {
+                    // The task failed: the restore reports that, not this.
+                    return Ok(());
+                }
+                idle += 1;
+                std::thread::sleep(Duration::from_micros((10u64 << idle.min(6)).min(500)));
+                continue;
+            }
+            idle = 0;
+            let n = (placed - off).min(buf.len() as u64) as usize;
+            mem.read_exact(RemoteAddr(e.start + off), &mut buf[..n])?;
+            crc = crc32c::crc32c_append(crc, &buf[..n]);
+            off += n as u64;
+        }
+        if crc != e.crc {
+            return Err(RestoreError::PagesCorrupt {
+                file: rckpt_images::pages::file_name(job.pid),
+                addr: e.start,
+                pid: job.pid,
+            });
+        }
+    }
+    Ok(())
+}
