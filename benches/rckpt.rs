@@ -8,10 +8,16 @@
 //! ones), so baselines and rckpt alternate and drift hits both alike. Time spent
 //! waiting for killed processes to disappear is measured apart and never counted.
 //!
+//! The incremental case pre-dumps a 4 GiB process, lets it rewrite 1% of its
+//! pages, dumps it with `--prev-images-dir` (and `-R`), then dumps the same state
+//! in full, and compares the two frozen times; it restores the incremental image
+//! and has the workload check its memory.
+//!
 //! Options (after `--`): `--runs N` (default 5), `--runs-4g N` (default 5),
-//! `--no-4g`, `--no-warmup`, `--settle-ms N` (pause before each memory-heavy
-//! step, default 1000), `--quick` (small sizes, one run: a smoke test that does not
-//! touch bench/latest.json).
+//! `--no-4g` (no 4 GiB memory case; the incremental case at 1 GiB), `--no-incr`,
+//! `--no-warmup`, `--settle-ms N` (pause before each memory-heavy step, default
+//! 1000), `--quick` (small sizes, one run: a smoke test that does not touch
+//! bench/latest.json).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -28,6 +34,9 @@ const RCKPT: &str = env!("CARGO_BIN_EXE_rckpt");
 const MANIFEST: &str = env!("CARGO_MANIFEST_DIR");
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
+/// The project's target for an incremental dump: frozen at most this fraction of
+/// a full dump's frozen time.
+const INCR_TARGET: f64 = 0.10;
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -46,6 +55,8 @@ struct Config {
     procs: Vec<(u32, u32)>,
     cow_mib: u64,
     cow_children: u32,
+    /// The incremental case's memory, MiB (None: left out).
+    incr_mib: Option<u64>,
     settle_ms: u64,
 }
 
@@ -62,8 +73,10 @@ impl Config {
             procs: vec![(1, 0), (50, 0), (500, 20)],
             cow_mib: 1024,
             cow_children: 8,
+            incr_mib: Some(4096),
             settle_ms: 1000,
         };
+        let mut no_4g = false;
         let args: Vec<String> = std::env::args().skip(1).collect();
         let mut i = 0;
         let num = |i: usize| -> usize {
@@ -82,7 +95,11 @@ impl Config {
                     c.runs_4g = num(i).max(1);
                     i += 1;
                 }
-                "--no-4g" => c.mem_sizes.retain(|&s| s < 4096),
+                "--no-4g" => {
+                    c.mem_sizes.retain(|&s| s < 4096);
+                    no_4g = true;
+                }
+                "--no-incr" => c.incr_mib = None,
                 "--settle-ms" => {
                     c.settle_ms = num(i) as u64;
                     i += 1;
@@ -109,6 +126,9 @@ impl Config {
             c.cow_mib = 64;
             c.cow_children = 4;
             c.settle_ms = 200;
+            c.incr_mib = c.incr_mib.map(|_| 64);
+        } else if no_4g {
+            c.incr_mib = c.incr_mib.map(|_| 1024);
         }
         c.runs_4g = c.runs_4g.min(c.runs);
         c
@@ -399,14 +419,50 @@ impl Workload {
     }
 }
 
-/// Runs a command to completion with a watchdog; returns (exit ok, stderr, wall
-/// time from spawn to exit). Its stdout goes to `stdout` (or /dev/null).
-fn run_timed(mut cmd: Command, stdout: Option<OwnedFd>, timeout: Duration) -> Result<(bool, String, Duration), String> {
+/// What a finished tool process left: exit status, stderr, wall time from spawn to
+/// exit, and its peak resident set size.
+struct Ran {
+    ok: bool,
+    stderr: String,
+    wall: Duration,
+    /// `ru_maxrss` from wait4, bytes: the largest resident set the process had
+    /// (or a child it waited for). See `run_timed` for why it is forked, not spawned.
+    maxrss: u64,
+}
+
+/// The largest resident size this harness had when it forked a tool (bytes): a
+/// tool's `ru_maxrss` can never read below it (see `run_timed`).
+static MAXRSS_FLOOR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn self_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// Runs a command to completion with a watchdog. Its stdout goes to `stdout` (or
+/// /dev/null).
+///
+/// The child is forked (a no-op `pre_exec` keeps std from using posix_spawn):
+/// posix_spawn shares this process's memory until the exec (CLONE_VM), and the
+/// kernel carries the peak RSS of the memory given up at exec into the child's
+/// `ru_maxrss`: every tool would be charged this harness's own peak (the 4 GiB
+/// baseline buffers). A forked child starts from this harness's current RSS (a few
+/// MiB, recorded in `MAXRSS_FLOOR`), then exec gives it rckpt's own memory.
+fn run_timed(mut cmd: Command, stdout: Option<OwnedFd>, timeout: Duration) -> Result<Ran, String> {
+    use std::os::unix::process::CommandExt;
     cmd.stdin(Stdio::null()).stderr(Stdio::piped());
     match stdout {
         Some(fd) => cmd.stdout(Stdio::from(fd)),
         None => cmd.stdout(Stdio::null()),
     };
+    // SAFETY: the closure does nothing (it only makes std fork instead of posix_spawn).
+    unsafe { cmd.pre_exec(|| Ok(())) };
+    MAXRSS_FLOOR.fetch_max(self_rss(), std::sync::atomic::Ordering::Relaxed);
     let t0 = Instant::now();
     let mut child = cmd.spawn().map_err(|e| format!("spawn {:?}: {e}", cmd.get_program()))?;
     drop(cmd); // our copy of the stdout fd
@@ -426,15 +482,32 @@ fn run_timed(mut cmd: Command, stdout: Option<OwnedFd>, timeout: Duration) -> Re
             false
         }
     });
-    let st = child.wait().map_err(|e| format!("wait: {e}"))?;
+    // Reaped here, by pid, with its rusage (`child` is then dropped unwaited,
+    // which std allows).
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value to be overwritten.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: wait4 on our own child with valid pointers.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r == pid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(format!("wait4: {e}"));
+        }
+    }
     let wall = t0.elapsed();
+    drop(child);
     let _ = tx.send(());
     let timed_out = watchdog.join().unwrap_or(false);
     let stderr = reader.join().unwrap_or_default();
     if timed_out {
         return Err(format!("timed out after {timeout:?}: {stderr}"));
     }
-    Ok((st.success(), stderr, wall))
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    Ok(Ran { ok, stderr, wall, maxrss: ru.ru_maxrss.max(0) as u64 * 1024 })
 }
 
 // ---------------------------------------------------------------------------
@@ -462,6 +535,8 @@ struct DumpOut {
     /// The tool's own total, ms.
     total_ms: Option<f64>,
     image_bytes: u64,
+    /// Peak RSS of the dumping process, bytes.
+    maxrss: u64,
 }
 
 fn number_after(s: &str, key: &str) -> Option<f64> {
@@ -489,11 +564,16 @@ fn first_error_line(stderr: &str) -> String {
 }
 
 fn dump(tool: Tool, pid: i32, dir: &Path) -> Result<DumpOut, String> {
+    dump_with(tool, pid, dir, &[])
+}
+
+/// `dump`, with more options for rckpt (`-R`, `--prev-images-dir DIR`).
+fn dump_with(tool: Tool, pid: i32, dir: &Path, more: &[&std::ffi::OsStr]) -> Result<DumpOut, String> {
     let mut cmd;
     match tool {
         Tool::Rckpt => {
             cmd = Command::new(RCKPT);
-            cmd.args(["dump", "-v", "-t", &pid.to_string(), "-D"]).arg(dir);
+            cmd.args(["dump", "-v", "-t", &pid.to_string(), "-D"]).arg(dir).args(more);
         }
         Tool::Criu => {
             std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
@@ -501,7 +581,7 @@ fn dump(tool: Tool, pid: i32, dir: &Path) -> Result<DumpOut, String> {
             cmd.args(["dump", "-t", &pid.to_string(), "--display-stats", "-v1", "-D"]).arg(dir);
         }
     }
-    let (ok, stderr, wall) = run_timed(cmd, None, Duration::from_secs(600))?;
+    let Ran { ok, stderr, wall, maxrss } = run_timed(cmd, None, Duration::from_secs(600))?;
     if !ok {
         return Err(format!("{} dump failed: {}", tool.name(), first_error_line(&stderr)));
     }
@@ -510,14 +590,16 @@ fn dump(tool: Tool, pid: i32, dir: &Path) -> Result<DumpOut, String> {
         // criu --display-stats: "Frozen time: N us"
         Tool::Criu => (number_after(&stderr, "Frozen time:").map(|us| us / 1e3), None),
     };
-    Ok(DumpOut { wall, frozen_ms, total_ms, image_bytes: dir_bytes(dir) })
+    Ok(DumpOut { wall, frozen_ms, total_ms, image_bytes: dir_bytes(dir), maxrss })
 }
 
 struct Restored {
     wall: Duration,
     pid: i32,
+    /// Peak RSS of the restoring process, bytes.
+    maxrss: u64,
     /// Read end of the restored root's stdout, kept open while it lives.
-    _stdout: OwnedFd,
+    stdout: OwnedFd,
 }
 
 fn restore(tool: Tool, dir: &Path, w_pid: i32, stdout_ino: u64) -> Result<Restored, String> {
@@ -534,7 +616,7 @@ fn restore(tool: Tool, dir: &Path, w_pid: i32, stdout_ino: u64) -> Result<Restor
             cmd.args(["restore", "-d", "-v1", "--inherit-fd", &inherit, "-D"]).arg(dir);
         }
     }
-    let (ok, stderr, wall) = run_timed(cmd, Some(w), Duration::from_secs(600))?;
+    let Ran { ok, stderr, wall, maxrss } = run_timed(cmd, Some(w), Duration::from_secs(600))?;
     if !ok {
         return Err(format!("{} restore failed: {}", tool.name(), first_error_line(&stderr)));
     }
@@ -545,7 +627,7 @@ fn restore(tool: Tool, dir: &Path, w_pid: i32, stdout_ino: u64) -> Result<Restor
     if !exists(pid) {
         return Err(format!("{} restore returned but pid {pid} does not exist: {stderr}", tool.name()));
     }
-    Ok(Restored { wall, pid, _stdout: r })
+    Ok(Restored { wall, pid, maxrss, stdout: r })
 }
 
 fn criu_status() -> Result<(), String> {
@@ -819,7 +901,15 @@ impl Bench {
             settle(&self.work);
         }
         let res = restore(tool, &dir, w.pid, w.stdout_ino);
-        remove_settled(&dir);
+        // The small images of the fixed-cost cases (up to 2,000 files each) stay
+        // until the run ends (the work directory goes then). On ext4 without a
+        // journal (this VM's root), creating a file scans past every inode deleted
+        // in the last 60-300 s (fs/ext4/ialloc.c, recently_deleted): removing each
+        // round's files made the next 500-process dump up to 0.6 s slower, a cost
+        // of this harness's loop, not of a dump.
+        if heavy {
+            remove_settled(&dir);
+        }
         let r = match res {
             Ok(r) => r,
             Err(e) => {
@@ -855,7 +945,168 @@ impl Bench {
             samples.push(("dump_total_ms", t));
         }
         samples.push(("image_bytes", d.image_bytes as f64));
+        samples.push(("dump_maxrss_bytes", d.maxrss as f64));
         samples.push(("restore_wall_ms", ms(r.wall)));
+        samples.push(("restore_maxrss_bytes", r.maxrss as f64));
+        Ok(samples)
+    }
+
+    /// The incremental case, once: `rckpt pre-dump` of the `incr` workload, a 1%
+    /// rewrite, `rckpt dump -R --prev-images-dir`, a full `rckpt dump` of the same
+    /// state (which kills it), then a restore of the incremental image, whose
+    /// memory the workload checks. `record` false for the warm-up.
+    fn incr_cycle(&mut self, mib: u64, record: bool) {
+        let key = format!("incr {mib}");
+        if self.failed(Tool::Rckpt, &key) {
+            return;
+        }
+        let pre = self.img_dir("rckpt-incr-pre");
+        let inc = self.img_dir("rckpt-incr-dump");
+        let full = self.img_dir("rckpt-incr-full");
+        // Pids to kill if it fails: the workload, the trackers' holder, the restored
+        // tree (each taken off the list once gone, so that no reused pid is hit).
+        let mut left: Vec<i32> = Vec::new();
+        let r = self.incr_inner(mib, &pre, &inc, &full, &mut left);
+        for &p in &left {
+            if exists(p) {
+                let _ = kill_tree(p);
+            }
+        }
+        reap();
+        for d in [&pre, &inc, &full] {
+            remove_settled(d);
+        }
+        match r {
+            Ok(samples) => {
+                if record {
+                    let c = self.case(Tool::Rckpt, &key);
+                    c.runs += 1;
+                    for (k, v) in samples {
+                        c.add(k, v);
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("    rckpt {key}: FAILED: {e}");
+                self.case(Tool::Rckpt, &key).failure = Some(e);
+            }
+        }
+    }
+
+    fn incr_inner(
+        &mut self,
+        mib: u64,
+        pre: &Path,
+        inc: &Path,
+        full: &Path,
+        left: &mut Vec<i32>,
+    ) -> Result<Vec<(&'static str, f64)>, String> {
+        let mut samples = Vec::new();
+        let bin = self.bins["incr"].clone();
+        let w = Workload::spawn(&bin, &[mib.to_string()])?;
+        let pid = w.pid;
+        left.push(pid);
+
+        // Pre-dump: the tree is frozen only to arm the trackers; memory is copied while it runs.
+        settle(&self.work);
+        let mut cmd = Command::new(RCKPT);
+        cmd.args(["pre-dump", "-v", "-t", &pid.to_string(), "-D"]).arg(pre);
+        let p = run_timed(cmd, None, Duration::from_secs(600))?;
+        if let Some(h) = number_after(&p.stderr, "writes tracked by pid ") {
+            left.push(h as i32);
+        }
+        if !p.ok {
+            return Err(format!("rckpt pre-dump failed: {}", first_error_line(&p.stderr)));
+        }
+        let holder = number_after(&p.stderr, "writes tracked by pid ")
+            .map(|h| h as i32)
+            .ok_or_else(|| format!("rckpt pre-dump -v did not name the trackers' holder: {}", p.stderr.trim()))?;
+        samples.push(("predump_wall_ms", ms(p.wall)));
+        if let Some(f) = number_after(&p.stderr, "frozen ") {
+            samples.push(("predump_frozen_ms", f));
+        }
+        if let Some(t) = number_after(&p.stderr, "total ") {
+            samples.push(("predump_total_ms", t));
+        }
+        samples.push(("predump_image_bytes", dir_bytes(pre) as f64));
+        samples.push(("predump_maxrss_bytes", p.maxrss as f64));
+
+        // The workload rewrites every 100th page.
+        kill(pid, libc::SIGUSR1);
+        let said = read_line(&w.stdout, Duration::from_secs(120)).map_err(|e| format!("after SIGUSR1: {e}"))?;
+        let written = said
+            .strip_prefix("WROTE ")
+            .and_then(|r| r.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .ok_or_else(|| format!("after SIGUSR1 the workload said {said:?}"))?;
+        samples.push(("written_bytes", (written * 4096) as f64));
+
+        // The incremental dump, leaving the tree running.
+        settle(&self.work);
+        let d = dump_with(Tool::Rckpt, pid, inc, &["-R".as_ref(), "--prev-images-dir".as_ref(), pre.as_os_str()])?;
+        // It released the trackers: the holder goes (not timed).
+        wait_gone(&[holder], Duration::from_secs(30))
+            .map_err(|e| format!("the trackers' holder did not go after the incremental dump: {e}"))?;
+        left.retain(|&p| p != holder);
+        if !exists(pid) {
+            return Err("the workload is gone after dump -R".into());
+        }
+
+        // A full dump of the same state (it kills the tree).
+        settle(&self.work);
+        let f = dump(Tool::Rckpt, pid, full)?;
+        self.wait_pids("dumped", &[pid]).map_err(|e| format!("after the full dump: {e}"))?;
+        left.clear();
+        remove_settled(full);
+        drop(w.stdout);
+
+        // Restore of the incremental image (reads the pre-dump's too).
+        settle(&self.work);
+        let r = match restore(Tool::Rckpt, inc, pid, w.stdout_ino) {
+            Ok(r) => r,
+            Err(e) => {
+                // A failed restore should leave nothing; make sure (only our workload).
+                if std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "incr") {
+                    let _ = kill_tree(pid);
+                }
+                return Err(e);
+            }
+        };
+        left.push(r.pid);
+        if r.pid != pid {
+            return Err(format!("restored as pid {}, was {pid}", r.pid));
+        }
+        kill(r.pid, libc::SIGUSR2);
+        let check = read_line(&r.stdout, Duration::from_secs(600))
+            .map_err(|e| format!("the restored workload did not answer SIGUSR2: {e}"))?;
+        self.kill_restored(r.pid)?;
+        left.clear();
+        if !check.starts_with("OK ") {
+            return Err(format!("restored from the incremental image, the workload says {check:?}"));
+        }
+
+        samples.push(("dump_wall_ms", ms(d.wall)));
+        if let Some(x) = d.frozen_ms {
+            samples.push(("dump_frozen_ms", x));
+        }
+        if let Some(x) = d.total_ms {
+            samples.push(("dump_total_ms", x));
+        }
+        samples.push(("image_bytes", d.image_bytes as f64));
+        samples.push(("dump_maxrss_bytes", d.maxrss as f64));
+        samples.push(("full_dump_wall_ms", ms(f.wall)));
+        if let Some(x) = f.frozen_ms {
+            samples.push(("full_dump_frozen_ms", x));
+        }
+        if let Some(x) = f.total_ms {
+            samples.push(("full_dump_total_ms", x));
+        }
+        samples.push(("full_image_bytes", f.image_bytes as f64));
+        samples.push(("full_dump_maxrss_bytes", f.maxrss as f64));
+        if let (Some(a), Some(b)) = (d.frozen_ms, f.frozen_ms) {
+            samples.push(("frozen_ratio", a / b));
+        }
+        samples.push(("restore_wall_ms", ms(r.wall)));
+        samples.push(("restore_maxrss_bytes", r.maxrss as f64));
         Ok(samples)
     }
 }
@@ -959,7 +1210,7 @@ fn build_workloads() -> BTreeMap<&'static str, PathBuf> {
     let out = Path::new(MANIFEST).join("target/bench-workloads");
     std::fs::create_dir_all(&out).unwrap_or_else(|e| die(&format!("mkdir {}: {e}", out.display())));
     let mut bins = BTreeMap::new();
-    for name in ["mem", "threads", "tree", "cowtree"] {
+    for name in ["mem", "threads", "tree", "cowtree", "incr"] {
         let bin = out.join(name);
         let tmp = out.join(format!(".{name}.{}", std::process::id()));
         let st = Command::new("cc")
@@ -1058,6 +1309,7 @@ fn main() {
     let mut base_fail: Option<String> = None;
     let rounds = b.cfg.runs + usize::from(b.cfg.warmup);
     let mut skipped_4g: Option<String> = None;
+    let mut skipped_incr: Option<String> = None;
     let base_mib = b.cfg.base_bytes / MIB;
     let mut sizes = b.cfg.mem_sizes.clone();
     sizes.push(base_mib);
@@ -1127,6 +1379,26 @@ fn main() {
             }
         }
 
+        // Incremental: pre-dump, 1% rewritten, dump --prev-images-dir, full dump, restore.
+        // At 4 GiB, like the memory case: no warm-up, `--runs-4g` runs.
+        if let Some(mib) = b.cfg.incr_mib
+            && (mib < 4096 || (record && run_no <= b.cfg.runs_4g))
+        {
+            let need = 3 * mib * MIB;
+            let avail = meminfo("MemAvailable");
+            if avail < need {
+                skipped_incr = Some(format!(
+                    "skipped: {} available, {} needed (workload, pre-dump and full images in the page cache)",
+                    fmt_bytes(avail),
+                    fmt_bytes(need)
+                ));
+            } else {
+                let t = Instant::now();
+                b.incr_cycle(mib, record);
+                eprintln!("  rckpt incr {}: {:.1} s", fmt_size_mib(mib), t.elapsed().as_secs_f64());
+            }
+        }
+
         for tool in b.tools.clone() {
             let t = Instant::now();
             // Fixed costs: threads.
@@ -1169,6 +1441,7 @@ fn main() {
         &base,
         base_fail,
         skipped_4g,
+        skipped_incr,
         &criu,
         total,
         Meta { date, kernel, nproc, mem_total, cpu, thp, fs, rckpt_version, git, dirty, reported, load, other },
@@ -1211,6 +1484,10 @@ fn f1(x: f64) -> String {
     if x.is_finite() { format!("{x:.1}") } else { "-".into() }
 }
 
+fn f3(x: f64) -> String {
+    if x.is_finite() { format!("{x:.3}") } else { "-".into() }
+}
+
 fn f2(x: f64) -> String {
     if x.is_finite() { format!("{x:.2}") } else { "-".into() }
 }
@@ -1246,11 +1523,13 @@ fn report(
     base: &BTreeMap<String, Vec<f64>>,
     base_fail: Option<String>,
     skipped_4g: Option<String>,
+    skipped_incr: Option<String>,
     criu: &Result<(), String>,
     total: Duration,
     meta: Meta,
 ) {
     let cfg = &b.cfg;
+    let b_floor = MAXRSS_FLOOR.load(std::sync::atomic::Ordering::Relaxed);
     let bm = |k: &str| base.get(k).map(|v| median(v)).unwrap_or(f64::NAN);
     let base_mib = cfg.base_bytes / MIB;
     let wfs = |mib: u64| bm(&format!("write_fsync {mib}"));
@@ -1275,12 +1554,12 @@ fn report(
         if meta.git.is_empty() { String::new() } else { format!(" at {}", meta.git) },
         if meta.dirty { " (src modified)" } else { "" },
         cfg.runs,
-        if cfg.runs_4g < cfg.runs && cfg.mem_sizes.contains(&4096) {
+        if cfg.runs_4g < cfg.runs && (cfg.mem_sizes.contains(&4096) || cfg.incr_mib == Some(4096)) {
             format!(" ({} for 4 GiB)", cfg.runs_4g)
         } else {
             String::new()
         },
-        if cfg.warmup { " after a warm-up round (4 GiB: no warm-up)" } else { ", no warm-up" },
+        if cfg.warmup { " after a warm-up round (4 GiB cases: no warm-up)" } else { ", no warm-up" },
         total.as_secs_f64(),
         meta.load,
         meta.other
@@ -1297,6 +1576,11 @@ fn report(
             ),
             None => String::new(),
         }
+    );
+    let _ = writeln!(
+        o,
+        "the images of the fixed-cost cases are removed when the run ends, not between rounds (on ext4 without a\n\
+         journal, each new file's inode search scans past inodes deleted in the last minutes)"
     );
     if cfg.quick {
         let _ = writeln!(o, "QUICK MODE: small sizes, one run, a smoke test only");
@@ -1486,6 +1770,98 @@ fn report(
                 let _ = writeln!(o, "  FAILED (see below)");
             }
         }
+
+        // Peak memory of the tool's own process.
+        let _ = writeln!(
+            o,
+            "\nPeak RSS of the {tn} process (ru_maxrss from wait4, MiB; never below this harness's own {} at the fork)",
+            f1(b_floor as f64 / MIB as f64)
+        );
+        let mut keys: Vec<String> = cfg.mem_sizes.iter().map(|m| format!("mem {m}")).collect();
+        keys.extend(cfg.threads.iter().map(|n| format!("threads {n}")));
+        keys.extend(cfg.procs.iter().map(|(n, _)| format!("procs {n}")));
+        keys.push("cowtree".into());
+        let mut rows = Vec::new();
+        for k in keys {
+            if let Some(c) = get(&k).filter(|c| c.runs > 0) {
+                let mb = |m: &str| f1(c.med(m) / MIB as f64);
+                rows.push(vec![k, mb("dump_maxrss_bytes"), mb("restore_maxrss_bytes")]);
+            }
+        }
+        table(&mut o, &["case", "dump", "restore"], &rows);
+    }
+
+    // Incremental (rckpt only).
+    if let Some(mib) = cfg.incr_mib {
+        let key = format!("incr {mib}");
+        let c = b.cases.get(&(Tool::Rckpt, key));
+        let written = c.map(|c| c.med("written_bytes")).filter(|x| x.is_finite()).map(|x| fmt_bytes(x as u64));
+        let _ = writeln!(
+            o,
+            "\nIncremental (rckpt): one process with {} of random memory; pre-dump; the process rewrites every 100th page\n\
+             ({}); dump -R --prev-images-dir; a full dump of the same state; restore of the incremental image (which reads\n\
+             the pre-dump's too), the workload checking every page after it",
+            fmt_size_mib(mib),
+            written.unwrap_or_else(|| "1%".into())
+        );
+        match c {
+            Some(c) if c.runs > 0 => {
+                let mb = |m: &str| format!("{} MiB", f1(c.med(m) / MIB as f64));
+                let img = |m: &str| fmt_bytes(c.med(m) as u64);
+                let rows = vec![
+                    vec![
+                        "pre-dump".into(),
+                        f1(c.med("predump_wall_ms")),
+                        f1(c.med("predump_frozen_ms")),
+                        f1(c.med("predump_total_ms")),
+                        img("predump_image_bytes"),
+                        mb("predump_maxrss_bytes"),
+                    ],
+                    vec![
+                        "incremental dump (-R)".into(),
+                        f1(c.med("dump_wall_ms")),
+                        f1(c.med("dump_frozen_ms")),
+                        f1(c.med("dump_total_ms")),
+                        img("image_bytes"),
+                        mb("dump_maxrss_bytes"),
+                    ],
+                    vec![
+                        "full dump".into(),
+                        f1(c.med("full_dump_wall_ms")),
+                        f1(c.med("full_dump_frozen_ms")),
+                        f1(c.med("full_dump_total_ms")),
+                        img("full_image_bytes"),
+                        mb("full_dump_maxrss_bytes"),
+                    ],
+                    vec![
+                        "restore of the incremental image".into(),
+                        f1(c.med("restore_wall_ms")),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                        mb("restore_maxrss_bytes"),
+                    ],
+                ];
+                table(&mut o, &["step", "wall ms", "frozen ms", "rckpt total ms", "image", "peak RSS"], &rows);
+                let ratio = c.med("dump_frozen_ms") / c.med("full_dump_frozen_ms");
+                let _ = writeln!(
+                    o,
+                    "  frozen, incremental / full: {} ({}%; median of the per-run ratios {}); target at most 0.10: {}\n  \
+                     restored memory identical (checked by the workload) in all {} runs",
+                    f3(ratio),
+                    f1(ratio * 100.0),
+                    f3(c.med("frozen_ratio")),
+                    if ratio <= INCR_TARGET { "met" } else { "NOT MET" },
+                    c.runs
+                );
+            }
+            Some(_) => {
+                let _ = writeln!(o, "  FAILED (see below)");
+            }
+            None => {
+                let _ = writeln!(o, "  {}", skipped_incr.as_deref().unwrap_or("not run"));
+            }
+        }
     }
 
     // Pid waits, apart.
@@ -1559,6 +1935,11 @@ fn report(
             v.push((format!("dump_vs_write_fsync_{base_mib}mib"), J::num(dg / wfs(base_mib))));
             v.push((format!("restore_vs_pread_fresh_{base_mib}mib"), J::num(rg / pread(base_mib))));
         }
+        if let Some(mib) = key.strip_prefix("incr ").and_then(|s| s.parse::<u64>().ok()) {
+            v.push(("memory_bytes".into(), J::num((mib * MIB) as f64)));
+            v.push(("incr_vs_full_frozen".into(), J::num(c.med("dump_frozen_ms") / c.med("full_dump_frozen_ms"))));
+            v.push(("incr_target".into(), J::num(INCR_TARGET)));
+        }
         for (k, s) in &c.samples {
             v.push((k.to_string(), stat_json(s)));
         }
@@ -1617,6 +1998,8 @@ fn report(
         ),
         ("cases", J::A(cases)),
         ("skipped_4g", skipped_4g.map(J::S).unwrap_or(J::Null)),
+        ("skipped_incr", skipped_incr.map(J::S).unwrap_or(J::Null)),
+        ("maxrss_floor_bytes", J::num(b_floor as f64)),
         (
             "pid_waits",
             J::obj(vec![
