@@ -57,6 +57,9 @@ struct Config {
     cow_children: u32,
     /// The incremental case's memory, MiB (None: left out).
     incr_mib: Option<u64>,
+    /// The sparse case: MiB resident, MiB mapped (the resident size is one of
+    /// `mem_sizes`, whose dense case it is compared with).
+    sparse: (u64, u64),
     settle_ms: u64,
 }
 
@@ -74,6 +77,7 @@ impl Config {
             cow_mib: 1024,
             cow_children: 8,
             incr_mib: Some(4096),
+            sparse: (256, 64 << 10),
             settle_ms: 1000,
         };
         let mut no_4g = false;
@@ -127,6 +131,7 @@ impl Config {
             c.cow_children = 4;
             c.settle_ms = 200;
             c.incr_mib = c.incr_mib.map(|_| 64);
+            c.sparse = (16, 4 << 10);
         } else if no_4g {
             c.incr_mib = c.incr_mib.map(|_| 1024);
         }
@@ -877,7 +882,7 @@ impl Bench {
         let threads = thread_count(w.pid);
         let mut samples = before(&w);
         let dir = self.img_dir(&format!("{}-{key}", tool.name()).replace(' ', "_"));
-        let heavy = key.starts_with("mem ") || key == "cowtree";
+        let heavy = key.starts_with("mem ") || key == "cowtree" || key == "sparse";
         if heavy {
             settle(&self.work);
         }
@@ -1458,6 +1463,15 @@ fn mem_cycles(b: &mut Bench, mib: u64, record: bool) {
         let t = Instant::now();
         b.cycle(tool, &key, "mem", &[mib.to_string()], record, &|_| vec![], &|_| vec![]);
         eprintln!("  {} {}: {:.1} s", tool.name(), key, t.elapsed().as_secs_f64());
+        // The same resident memory spread over a far larger mapping: the cost
+        // must follow what is resident, not the address space.
+        if mib == b.cfg.sparse.0 {
+            let key = "sparse";
+            let t = Instant::now();
+            let args = [mib.to_string(), b.cfg.sparse.1.to_string()];
+            b.cycle(tool, key, "mem", &args, record, &|_| vec![], &|_| vec![]);
+            eprintln!("  {} {}: {:.1} s", tool.name(), key, t.elapsed().as_secs_f64());
+        }
     }
 }
 
@@ -1672,6 +1686,26 @@ fn report(
             ],
             &rows,
         );
+        let (smib, smapped) = cfg.sparse;
+        if let (Some(s), Some(d)) = (get("sparse"), get(&format!("mem {smib}")))
+            && s.runs > 0
+            && d.runs > 0
+        {
+            let _ = writeln!(
+                o,
+                "  {} resident in one {} mapping (2 MiB pieces spread over it): dump {} ms ({}x the dense {}),\n  \
+                 restore {} ms ({}x), image {} (dense: {})",
+                fmt_size_mib(smib),
+                fmt_size_mib(smapped),
+                f1(s.med("dump_wall_ms")),
+                f2(s.med("dump_wall_ms") / d.med("dump_wall_ms")),
+                fmt_size_mib(smib),
+                f1(s.med("restore_wall_ms")),
+                f2(s.med("restore_wall_ms") / d.med("restore_wall_ms")),
+                fmt_bytes(s.med("image_bytes") as u64),
+                fmt_bytes(d.med("image_bytes") as u64),
+            );
+        }
 
         let _ = writeln!(
             o,
@@ -1780,6 +1814,7 @@ fn report(
         let mut keys: Vec<String> = cfg.mem_sizes.iter().map(|m| format!("mem {m}")).collect();
         keys.extend(cfg.threads.iter().map(|n| format!("threads {n}")));
         keys.extend(cfg.procs.iter().map(|(n, _)| format!("procs {n}")));
+        keys.push("sparse".into());
         keys.push("cowtree".into());
         let mut rows = Vec::new();
         for k in keys {
