@@ -1,12 +1,16 @@
-//! Golden images of each kept format version (tests/golden/vN/CASE/): every
+//! Golden images of each kept format generation (tests/golden/vN/CASE/): every
 //! later rckpt reads them (decoding, converting, validating), and a version it
-//! does not know is refused by name. `cargo test --test golden -- --ignored
-//! regenerate` writes version 1's again from the workloads (only while version
-//! 1 is the current one).
+//! does not know is refused by name. Generation 1: every image kind at version
+//! 1. Generation 2: mm images at version 2 (VM_NORESERVE kept), the rest at 1.
+//! `cargo test --test golden -- --ignored regenerate` writes the current
+//! generation's again from the workloads (only while it is the current one).
 
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};
+
+/// The generation this rckpt writes.
+const CURRENT: u32 = 2;
 
 fn golden(version: u32) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/v{version}"))
@@ -20,8 +24,8 @@ fn cases(version: u32) -> Vec<PathBuf> {
 
 #[test]
 fn every_kept_version_reads_back() {
-    let cases = cases(1);
-    assert!(cases.len() >= 5, "golden images are missing: {cases:?}");
+    let cases: Vec<PathBuf> = (1..=CURRENT).flat_map(cases).collect();
+    assert!(cases.len() >= 10, "golden images are missing: {cases:?}");
     for c in cases {
         check_reencodes(&c);
         let (st, out, err) = rckpt(&["show", "--json", "-D", c.to_str().unwrap()], &[]);
@@ -38,7 +42,7 @@ fn a_newer_version_is_refused_by_name() {
     for e in std::fs::read_dir(src).unwrap().flatten() {
         std::fs::copy(e.path(), t.path().join(e.file_name())).unwrap();
     }
-    // The mm image of the root, as a version 2 this rckpt does not know.
+    // The mm image of the root, as a version 3 this rckpt does not know.
     let mm = std::fs::read_dir(t.path())
         .unwrap()
         .flatten()
@@ -46,20 +50,21 @@ fn a_newer_version_is_refused_by_name() {
         .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("mm-"))
         .unwrap();
     let mut b = std::fs::read(&mm).unwrap();
-    b[10..12].copy_from_slice(&2u16.to_le_bytes());
+    b[10..12].copy_from_slice(&3u16.to_le_bytes());
     let c = crc32c::crc32c(&b[0..28]);
     b[28..32].copy_from_slice(&c.to_le_bytes());
     std::fs::write(&mm, b).unwrap();
     let (st, _, err) = rckpt(&["restore", "-D", t.path().to_str().unwrap()], &[]);
     assert_eq!(st.code(), Some(65), "{err}");
-    assert!(err.contains("version 2") && err.contains("[1]"), "{err}");
+    assert!(err.contains("version 3") && err.contains("[1, 2]"), "{err}");
 }
 
-/// Dumps each workload into tests/golden/v1 (run by hand; commit the result).
+/// Dumps each workload into the current generation's directory (run by hand;
+/// commit the result).
 #[test]
 #[ignore]
 fn regenerate() {
-    let out = golden(1);
+    let out = golden(CURRENT);
     let data = TempDir::new("golden-data");
     std::fs::create_dir_all(data.path()).unwrap();
     let d = data.path().to_str().unwrap().to_string();
@@ -83,4 +88,28 @@ fn regenerate() {
         trigger_tree(w.pid);
         let _ = w.trigger_and_finish();
     }
+}
+
+#[test]
+fn a_version_1_mm_image_cannot_carry_what_version_2_added() {
+    use rckpt_images::Image;
+    use rckpt_images::mm::{MmImage, vmflags};
+    let mm = std::fs::read_dir(&cases(1)[0])
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("mm-"))
+        .unwrap();
+    let mut v = MmImage::decode(&std::fs::read(&mm).unwrap()).unwrap();
+    assert!(v.vmas.iter().all(|v| v.flags & vmflags::NORESERVE == 0));
+    v.vmas[0].flags |= vmflags::NORESERVE;
+    // Framed as version 1 (the header crc fixed up).
+    let mut b = v.encode().unwrap();
+    b[10..12].copy_from_slice(&1u16.to_le_bytes());
+    let c = crc32c::crc32c(&b[0..28]);
+    b[28..32].copy_from_slice(&c.to_le_bytes());
+    let e = MmImage::decode(&b).unwrap_err().to_string();
+    assert!(e.contains("version 1"), "{e}");
+    // As version 2 it is valid.
+    assert_eq!(MmImage::decode(&v.encode().unwrap()).unwrap(), v);
 }

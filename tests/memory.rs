@@ -12,7 +12,7 @@ fn memory_comes_back_intact_and_sparse_memory_costs_what_it_holds() {
     dump_ok(w.pid, img.path(), &[]);
     w.wait_gone();
     let pages = std::fs::metadata(img.file(&format!("pages-{}.img", w.pid))).unwrap().len();
-    // The 1 GiB sparse mapping holds 16 pages: the file follows what is resident
+    // The 64 GiB sparse mapping holds 16 pages: the file follows what is resident
     // (libc's data and the stack add a little).
     assert!((pages as f64) <= 1.2 * touched as f64, "pages file is {pages} bytes for {touched} bytes touched");
     let mut r = Restore::spawn(img.path(), &["--inherit-fd", &w.inherit_stdout()]);

@@ -71,13 +71,21 @@ impl Kind {
     }
 
     /// The version this build writes.
+    ///
+    /// Mm 2: VMAs may carry `vmflags::NORESERVE` (version 1 had no such bit).
     pub fn current_version(self) -> u16 {
-        1
+        match self {
+            Kind::Mm => 2,
+            _ => 1,
+        }
     }
 
     /// Every version this build reads (each has its own decoder).
     pub fn accepted_versions(self) -> &'static [u16] {
-        &[1]
+        match self {
+            Kind::Mm => &[1, 2],
+            _ => &[1],
+        }
     }
 }
 

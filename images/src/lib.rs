@@ -117,6 +117,26 @@ impl Image for core::TaskCore {
 }
 impl Image for mm::MmImage {
     const KIND: Kind = Kind::Mm;
+
+    /// Version 1 is version 2 without `vmflags::NORESERVE`: the same layout, so
+    /// its body decodes as is; a flag it could not have had makes it invalid.
+    fn decode_version(version: u16, body: &[u8]) -> Result<Self, ImageError> {
+        match version {
+            1 => {
+                let mm: mm::MmImage = frame::decode_body(body)?;
+                check(mm.vmas.iter().all(|v| v.flags & !mm::vmflags::ALL_V1 == 0), || {
+                    "a version 1 mm image with VMA flags version 1 did not have".to_string()
+                })?;
+                Ok(mm)
+            }
+            2 => frame::decode_body(body),
+            v => Err(ImageError::UnsupportedVersion {
+                kind: Self::KIND,
+                version: v,
+                accepted: Self::KIND.accepted_versions(),
+            }),
+        }
+    }
 }
 impl Image for files::FilesImage {
     const KIND: Kind = Kind::Files;

@@ -34,7 +34,12 @@ pub mod vmflags {
     pub const LOCKONFAULT: u32 = 1 << 10;
     /// "mw": a shared file mapping that may become writable (needs an O_RDWR file).
     pub const MAYWRITE: u32 = 1 << 11;
-    pub const ALL: u32 = (1 << 12) - 1;
+    /// "nr": mapped with MAP_NORESERVE (no swap space reserved, not counted
+    /// against the commit limit). Mm image version 2 and later.
+    pub const NORESERVE: u32 = 1 << 12;
+    pub const ALL: u32 = (1 << 13) - 1;
+    /// What mm image version 1 could hold.
+    pub const ALL_V1: u32 = (1 << 12) - 1;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -42,6 +42,7 @@ fn flags_of(v: &maps::Vma) -> u32 {
         ("sr", vmflags::SEQUENTIAL),
         ("lf", vmflags::LOCKONFAULT),
         ("mw", vmflags::MAYWRITE),
+        ("nr", vmflags::NORESERVE),
     ];
     table.iter().filter(|(m, _)| v.has(m)).fold(0, |acc, (_, b)| acc | b)
 }

@@ -37,6 +37,11 @@ pub fn blob_vmas(
         if v.flags & vmflags::GROWSDOWN != 0 {
             flags |= libc::MAP_GROWSDOWN;
         }
+        // Without it a large sparse reservation fails to map (ENOMEM) where the
+        // commit limit is lower than its size.
+        if v.flags & vmflags::NORESERVE != 0 {
+            flags |= libc::MAP_NORESERVE;
+        }
         let bits = [
             (vmflags::DONTFORK, MADV_BIT_DONTFORK),
             (vmflags::DONTDUMP, MADV_BIT_DONTDUMP),

@@ -1,12 +1,13 @@
 /*
- * Memory: 64 MiB of random anonymous memory, a sparse 1 GiB mapping with a few
+ * Memory: 64 MiB of random anonymous memory, a sparse 64 GiB mapping
+ * (MAP_NORESERVE: more than this machine could commit otherwise) with a few
  * touched pages, the brk heap, a read-only and a PROT_NONE region. Checks after
  * the trigger that everything is intact, with the same pid and protections.
  */
 #include "rckpt_test.h"
 
 #define BIG (64ul << 20)
-#define SPARSE (1ul << 30)
+#define SPARSE (64ul << 30)
 #define HEAP (1ul << 20)
 #define NTOUCH 16
 
