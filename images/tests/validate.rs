@@ -844,7 +844,7 @@ fn mm_vma_protection_and_flags() {
     }
     accepted(|s| root_mm(s).vmas[3].prot = 0);
     accepted(|s| root_mm(s).vmas[3].prot = 7);
-    for flags in [1u32 << 12, 1 << 31, u32::MAX] {
+    for flags in [1u32 << 13, 1 << 31, u32::MAX] {
         refused(&["VMA 0x405000-0x426000: unknown flags"], |s| root_mm(s).vmas[3].flags = flags);
     }
     accepted(|s| root_mm(s).vmas[3].flags = vmflags::ALL);
