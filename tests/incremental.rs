@@ -17,7 +17,10 @@ fn pre_dump(pid: i32, dir: &std::path::Path) {
 
 #[test]
 fn a_dump_on_a_pre_dump_saves_what_changed_and_restores_everything() {
-    let mut w = Workload::spawn("incremental", &["64"]);
+    // Also, between the two: pages dropped (they come back as zeroes, not as the
+    // pre-dump's copy), a region moved onto the place of another (mremap), a
+    // region mapped since; the workload checks each after the restore.
+    let mut w = Workload::spawn("incremental", &["64", "reshape"]);
     let pre = TempDir::new("pre");
     pre_dump(w.pid, pre.path());
     assert!(pre.file("tracker.sock").exists(), "no holder of the trackers");
