@@ -11,10 +11,10 @@
 //! before any task runs its own code. The process waits for the verdict (its
 //! Control's `checked`) before anything else writes into its memory (the frames
 //! of its threads, the tids the kernel stores for its children), and
-//! `task::create_and_release` joins this thread before the final rt_sigreturns.
+//! `task::create_and_release` waits for its verdict before the final rt_sigreturns.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
 use super::abi::{BlobExtent, CHECKED_BAD, CHECKED_OK, CONTROL_SIZE, Control, EXTENT_RCKPT_CHECKS};
@@ -22,6 +22,51 @@ use super::{RestoreError, Result};
 use crate::sys::blobmap::LocalMapping;
 use crate::sys::mem::ProcMem;
 use crate::sys::{Pid, RemoteAddr};
+
+/// The thread the checks run on, started before rckpt enters a PID namespace for
+/// its children (the restore into a fresh one): from then on the kernel refuses
+/// it new threads (clone(CLONE_THREAD) is EINVAL).
+pub struct Worker {
+    tx: Option<Sender<Box<dyn FnOnce() + Send>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Worker {
+    /// None if no thread can be had: the tasks then check their pages themselves.
+    pub fn start() -> Option<Worker> {
+        let (tx, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        let thread = std::thread::Builder::new()
+            .name("page checker".into())
+            .spawn(move || {
+                for work in rx {
+                    work();
+                }
+            })
+            .ok()?;
+        Some(Worker { tx: Some(tx), thread: Some(thread) })
+    }
+
+    /// Runs `f` on the worker; its result arrives on the returned channel (which
+    /// reports a disconnection if `f` panicked).
+    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Receiver<T> {
+        let (done, result) = std::sync::mpsc::channel();
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Box::new(move || {
+                let _ = done.send(f());
+            }));
+        }
+        result
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
 
 /// One process whose long extents rckpt checks.
 pub struct Job {
@@ -49,6 +94,9 @@ const BUF: usize = 1 << 20;
 /// restore failed elsewhere: the caller reports that). Returns once every job is
 /// checked, or with the first damaged extent.
 pub fn run(jobs: &[Job], ctl: &LocalMapping, seen: Receiver<(usize, Pid)>, abort: &AtomicBool) -> Result<()> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
     let mut ready: Vec<(usize, Pid)> = Vec::new();
     let mut done = 0;
     let mut buf = vec![0u8; BUF];

@@ -129,14 +129,6 @@ pub fn discard_ranges(mm: &MmImage) -> Vec<BlobRange> {
 /// (shorter ones the task checks itself, while they are in its cache).
 pub const CHECKED_BY_RCKPT_FROM: u64 = 1 << 20;
 
-/// Whether rckpt can check long extents from a thread of its own: not once it
-/// has entered a PID namespace for its children (the restore into a fresh one),
-/// where the kernel refuses it threads (clone(CLONE_THREAD) is EINVAL then).
-pub fn rckpt_can_check() -> bool {
-    let ns = |n: &str| std::fs::metadata(format!("/proc/self/ns/{n}")).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
-    matches!((ns("pid"), ns("pid_for_children")), (Ok(a), Ok(b)) if a == b)
-}
-
 /// The task's own extents, then the pieces of the pages it takes from the
 /// pre-dump (`prev`, its mm image there, which holds them all: checked).
 /// `rckpt_checks`: long extents are left to rckpt's checker (`restore::check`).

@@ -115,6 +115,8 @@ pub fn restore(opts: &RestoreOptions) -> Result<Pid> {
     );
     validate::check_host(&set, opts)?;
     fault::point("restore.validated")?;
+    // Before any PID namespace for children: the kernel refuses threads after.
+    let checker = check::Worker::start();
     let n = &set.inventory.namespaces;
     if *n != rckpt_images::inventory::Namespaces::default() {
         fresh_namespaces(n)?;
@@ -131,8 +133,8 @@ pub fn restore(opts: &RestoreOptions) -> Result<Pid> {
         }
     }
     let prev = read::read_prev(&set)?;
-    let prepared = task::prepare(&set, opts, prev.as_ref())?;
-    let root = task::create_and_release(prepared)?;
+    let prepared = task::prepare(&set, opts, prev.as_ref(), checker.is_some())?;
+    let root = task::create_and_release(prepared, checker.as_ref())?;
     // The tree runs with its connections: let their peers' packets through.
     // The tree is released already, so a failure here is only reported.
     if let Err(e) = files::unlock_tcp(&set.files) {

@@ -108,7 +108,8 @@ pub struct Prepared<'s> {
     helper: Option<(Pid, usize)>,
     /// The helpers trampolines create for tasks below the root.
     helpers: Vec<(Pid, usize)>,
-    ctl: LocalMapping,
+    /// Shared with the page checker's thread.
+    ctl: std::sync::Arc<LocalMapping>,
     // Held until the root exists: mapped in rckpt's own address space.
     _body: LocalMapping,
     area: (u64, u64),
@@ -335,12 +336,18 @@ fn session_mode(t: &rckpt_images::pstree::TaskEntry, parent: Option<(i32, i32)>)
     }
 }
 
-pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions, prev: Option<&PrevSet>) -> Result<Prepared<'s>> {
+/// `rckpt_checks`: long page extents are left to rckpt's checker thread
+/// (`check::Worker`), which exists.
+pub fn prepare<'s>(
+    set: &'s ImageSet,
+    opts: &RestoreOptions,
+    prev: Option<&PrevSet>,
+    rckpt_checks: bool,
+) -> Result<Prepared<'s>> {
     let root = set.pstree.root().pid;
     let fds = files::open_all(set, opts, prev)?;
     let own = Own::read()?;
     let blob = crate::blob::restorer();
-    let rckpt_checks = mm::rckpt_can_check();
     let live: Vec<&rckpt_images::pstree::TaskEntry> =
         set.pstree.tasks.iter().filter(|t| !t.state.is_zombie()).collect();
 
@@ -356,7 +363,7 @@ pub fn prepare<'s>(set: &'s ImageSet, opts: &RestoreOptions, prev: Option<&PrevS
     let total = ctl_len + blob.size() + stacks_len + args_len;
     let mms: Vec<&MmImage> = live.iter().map(|t| &set.mms[&t.pid]).collect();
     let base = mm::find_hole(&mms, total)?;
-    let ctl = LocalMapping::anon_at(base, ctl_len, true)?;
+    let ctl = std::sync::Arc::new(LocalMapping::anon_at(base, ctl_len, true)?);
     let mut body = LocalMapping::anon_at(base + ctl_len, total - ctl_len, false)?;
     let blob_base = base + ctl_len;
     let stacks_base = blob_base + blob.size();
@@ -793,7 +800,9 @@ fn step_error(pid: i32, st: &Control) -> RestoreError {
     }
 }
 
-pub fn create_and_release(mut p: Prepared<'_>) -> Result<Pid> {
+/// `checker`: the thread that checks long page extents (given to `prepare` as
+/// `rckpt_checks`).
+pub fn create_and_release(mut p: Prepared<'_>, checker: Option<&check::Worker>) -> Result<Pid> {
     let root = p.root;
     // rckpt creates the root, or the helper that creates the root inside the
     // session or group it leads. The root is rckpt's child again once the helper
@@ -858,33 +867,30 @@ pub fn create_and_release(mut p: Prepared<'_>) -> Result<Pid> {
         .map(|(i, t)| (i, check::Job { pid: t.pid, ctl: t.runner_ctl, extents: t.extents.clone() }))
         .collect();
     let (job_of_task, jobs): (Vec<usize>, Vec<check::Job>) = jobs.into_iter().unzip();
-    let abort = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|s| {
-        let (seen_tx, seen_rx) = std::sync::mpsc::channel();
-        let checker = if jobs.is_empty() {
-            None
-        } else {
-            Some(
-                std::thread::Builder::new()
-                    .name("page checker".into())
-                    .spawn_scoped(s, || check::run(&jobs, &p.ctl, seen_rx, &abort))
-                    .map_err(|e| RestoreError::Invalid(format!("cannot start the page checker thread: {e}")))?,
-            )
-        };
-        let mut seen = Seen { tx: seen_tx, job_of_task: &job_of_task, told: vec![false; jobs.len()] };
-        let parked = park_all(&p, &mut created, &mut seen);
-        drop(seen);
-        if parked.is_err() {
-            abort.store(true, std::sync::atomic::Ordering::Relaxed);
+    let abort = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+    let told = vec![false; jobs.len()];
+    let checked = match checker {
+        Some(w) if !jobs.is_empty() => {
+            let (ctl, abort) = (p.ctl.clone(), abort.clone());
+            Some(w.run(move || check::run(&jobs, &ctl, seen_rx, &abort)))
         }
-        let checked = match checker.map(|c| c.join()) {
-            None => Ok(()),
-            Some(Ok(r)) => r,
-            Some(Err(_)) => Err(RestoreError::Invalid("the page checker thread panicked".into())),
-        };
-        // A damaged extent is the cause of its task's failure: named first.
-        checked.and(parked)
-    })?;
+        _ if jobs.is_empty() => None,
+        _ => return Err(RestoreError::Invalid("long page extents left to a page checker that does not exist".into())),
+    };
+    let mut seen = Seen { tx: seen_tx, job_of_task: &job_of_task, told };
+    let parked = park_all(&p, &mut created, &mut seen);
+    drop(seen);
+    if parked.is_err() {
+        abort.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    let checked = match checked.map(|r| r.recv()) {
+        None => Ok(()),
+        Some(Ok(r)) => r,
+        Some(Err(_)) => Err(RestoreError::Invalid("the page checker thread panicked".into())),
+    };
+    // A damaged extent is the cause of its task's failure: named first.
+    checked.and(parked)?;
     fault::point("restore.parked")?;
 
     // Take the trampoline out of every address space, from a syscall in the
