@@ -586,14 +586,23 @@ fn dump_with(tool: Tool, pid: i32, dir: &Path, more: &[&std::ffi::OsStr]) -> Res
             cmd.args(["dump", "-t", &pid.to_string(), "--display-stats", "-v1", "-D"]).arg(dir);
         }
     }
-    let Ran { ok, stderr, wall, maxrss } = run_timed(cmd, None, Duration::from_secs(600))?;
+    // criu --display-stats prints its figures on stdout: kept in a file next to
+    // the image directory (not in it: the image size is measured).
+    let stats = dir.with_extension("stats");
+    let out = match tool {
+        Tool::Criu => Some(OwnedFd::from(File::create(&stats).map_err(|e| format!("{}: {e}", stats.display()))?)),
+        Tool::Rckpt => None,
+    };
+    let Ran { ok, stderr, wall, maxrss } = run_timed(cmd, out, Duration::from_secs(600))?;
+    let stdout = std::fs::read_to_string(&stats).unwrap_or_default();
+    let _ = std::fs::remove_file(&stats);
     if !ok {
         return Err(format!("{} dump failed: {}", tool.name(), first_error_line(&stderr)));
     }
     let (frozen_ms, total_ms) = match tool {
         Tool::Rckpt => (number_after(&stderr, "frozen "), number_after(&stderr, "total ")),
         // criu --display-stats: "Frozen time: N us"
-        Tool::Criu => (number_after(&stderr, "Frozen time:").map(|us| us / 1e3), None),
+        Tool::Criu => (number_after(&stdout, "Frozen time:").map(|us| us / 1e3), None),
     };
     Ok(DumpOut { wall, frozen_ms, total_ms, image_bytes: dir_bytes(dir), maxrss })
 }
