@@ -519,3 +519,41 @@ fn a_hundred_cycles_leak_nothing() {
     assert_eq!(lines.iter().filter(|l| l.starts_with("PASSED")).count(), 1, "{lines:?}");
     let _ = w.wait_gone();
 }
+
+#[test]
+fn a_pid_taken_while_the_restore_runs_fails_it_and_its_holder_is_not_touched() {
+    let mut w = Workload::spawn("tree", &[]);
+    let pids = tree_pids(w.pid);
+    let img = TempDir::new("taken-late");
+    dump_ok(w.pid, img.path(), &[]);
+    w.wait_gone();
+    none_alive(&pids, "after the dump");
+    // rckpt stops once the root exists, before it creates the rest.
+    let c = spawn_rckpt(
+        &["restore", "-D", img.path().to_str().unwrap(), "--inherit-fd", &w.inherit_stdout()],
+        &[("RCKPT_FAULT", "restore.created:pause")],
+    );
+    let r = c.id() as i32;
+    wait_stopped(r);
+    // Meanwhile something else takes a pid of the image.
+    let victim = *pids.last().unwrap();
+    let mut holder = std::process::Command::new(workload_bin("hold_pid"))
+        .arg(victim.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = Lines::new(holder.stdout.take().unwrap());
+    let l = out.wait_for("", Duration::from_secs(5));
+    assert!(l.starts_with("HELD"), "{l}");
+    signal(r, libc::SIGCONT);
+    let (st, err) = finish_rckpt(c);
+    // The rollback killed what it made, not the process holding the pid.
+    let victim_alive = alive(victim);
+    holder.kill().ok();
+    holder.wait().ok();
+    assert!(!st.success(), "{err}");
+    assert!(err.contains(&format!("pid {victim}")), "{err}");
+    assert!(victim_alive, "the process holding pid {victim} was killed by the rollback: {err}");
+    let others: Vec<i32> = pids.iter().copied().filter(|&p| p != victim).collect();
+    none_alive(&others, "after the failed restore");
+}

@@ -756,8 +756,17 @@ struct Created {
 impl Drop for Created {
     fn drop(&mut self) {
         if !self.host.ns {
+            // Only what this restore made: every task a trampoline creates is
+            // traced by this thread from its first instruction (TRACEFORK and
+            // TRACECLONE), and a traced task keeps its pid until its tracer reaps
+            // it. A pid of the image held by anything else (why a restore fails
+            // with EEXIST) is left alone.
+            let me = nix::unistd::gettid().as_raw();
             for &p in self.pids.iter().rev() {
-                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+                let pid = Pid::from_raw(p);
+                if crate::proc::thread_status(pid, pid).is_ok_and(|s| s.tracerpid == me) {
+                    let _ = kill(pid, Signal::SIGKILL);
+                }
             }
         }
         let _ = kill(self.root, Signal::SIGKILL);
