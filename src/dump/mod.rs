@@ -137,21 +137,10 @@ fn dump_here(opts: &DumpOptions, namespaces: &inventory::Namespaces, kill: bool)
         }
     };
     let inv = inventory::Inventory {
-        tool: format!("rckpt {}", env!("CARGO_PKG_VERSION")),
-        created_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-        kernel_release: nix::sys::utsname::uname()
-            .map(|u| u.release().to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        root_pid: pid.as_raw(),
-        images: Vec::new(),
         externals: saved.externals.clone(),
         namespaces: namespaces.clone(),
-        pre_dump: false,
         prev: prev.as_ref().map(|p| p.dir.to_string_lossy().into_owned()),
-        cpu: crate::arch::cpu::this_cpu(),
+        ..inventory_here(pid)
     };
     // The rules blocking TCP connections go (dropping `tcp`) wherever the tree
     // runs on.
@@ -202,6 +191,28 @@ fn dump_here(opts: &DumpOptions, namespaces: &inventory::Namespaces, kill: bool)
         total: t0.elapsed(),
         externals: saved.externals,
     })
+}
+
+/// The inventory of a dump of the tree rooted at `pid` made here and now (this
+/// rckpt, kernel and CPU), with nothing else in it yet.
+fn inventory_here(pid: Pid) -> inventory::Inventory {
+    inventory::Inventory {
+        tool: format!("rckpt {}", env!("CARGO_PKG_VERSION")),
+        created_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        kernel_release: nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        root_pid: pid.as_raw(),
+        images: Vec::new(),
+        externals: Vec::new(),
+        namespaces: Default::default(),
+        pre_dump: false,
+        prev: None,
+        cpu: crate::arch::cpu::this_cpu(),
+    }
 }
 
 struct Saved {

@@ -111,23 +111,7 @@ pub fn pre_dump(opts: &PreDumpOptions) -> Result<PreDumpReport> {
         pages_bytes += bytes;
         writer.write_image(&rckpt_images::mm::file_name(t.pid.as_raw()), &image)?;
     }
-    let inv = inventory::Inventory {
-        tool: format!("rckpt {}", env!("CARGO_PKG_VERSION")),
-        created_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-        kernel_release: nix::sys::utsname::uname()
-            .map(|u| u.release().to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        root_pid: pid.as_raw(),
-        images: Vec::new(),
-        externals: Vec::new(),
-        namespaces: Default::default(),
-        cpu: crate::arch::cpu::this_cpu(),
-        pre_dump: true,
-        prev: None,
-    };
+    let inv = inventory::Inventory { pre_dump: true, ..super::inventory_here(pid) };
     writer.finish(inv)?;
     let pids = tracked.iter().map(|t| t.pid).collect();
     let holder = hold(&opts.dir, tracked)?;
