@@ -203,7 +203,15 @@ fn main() -> ExitCode {
         None => None,
         Some(p) => {
             use std::os::unix::fs::OpenOptionsExt;
-            match std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(p) {
+            // Never through a symlink (rckpt often runs as root).
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(p)
+            {
                 Ok(f) => Some(f),
                 Err(e) => {
                     eprintln!("rckpt: failed to open the log file {}: {e}", p.display());

@@ -526,16 +526,6 @@ fn render_task(o: &mut String, t: &Task, users: &std::collections::BTreeMap<u32,
     }
 }
 
-/// `rckpt show -D DIR`: the text for people.
-pub fn show(dir: &Path) -> Result<String> {
-    Ok(render(&summary(dir)?))
-}
-
-/// `rckpt show -D DIR --json`.
-pub fn show_json(dir: &Path) -> Result<String> {
-    Ok(to_json(&summary(dir)?))
-}
-
 pub fn to_json<T: Serialize>(v: &T) -> String {
     let mut s = serde_json::to_string_pretty(v).expect("a summary serializes");
     s.push('\n');

@@ -326,8 +326,11 @@ impl Prev {
     }
 }
 
+/// One image of the pre-dump, through restore's reader (O_NOFOLLOW, a size cap
+/// per kind, the frame checked): the directory is the user's to name.
 fn read_image<T: Image>(dir: &Path, name: &str) -> Result<T> {
-    let path = dir.join(name);
-    let bytes = std::fs::read(&path).map_err(|source| DumpError::Io { op: "read", path: path.clone(), source })?;
-    Ok(T::decode(&bytes)?)
+    crate::restore::read::read_framed(dir, name, None).map_err(|e| DumpError::Refused {
+        pid: Pid::from_raw(0),
+        why: format!("the pre-dump in {}: {e}", dir.display()),
+    })
 }

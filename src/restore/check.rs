@@ -117,7 +117,10 @@ pub fn run(jobs: &[Job], ctl: &LocalMapping, seen: Receiver<(usize, Pid)>, abort
         // The process waits for the verdict before anything else writes into its memory.
         let base = jobs[i].ctl * CONTROL_SIZE as usize;
         match check_job(&jobs[i], host, ctl, abort, &mut buf) {
-            Ok(()) => ctl.store_and_wake(base + CHECKED_OFF, CHECKED_OK),
+            Ok(true) => ctl.store_and_wake(base + CHECKED_OFF, CHECKED_OK),
+            // Gave up (the restore failed elsewhere): no verdict; the task is killed
+            // with the rest.
+            Ok(false) => return Ok(()),
             Err(e) => {
                 ctl.store_and_wake(base + CHECKED_OFF, CHECKED_BAD);
                 return Err(e);
@@ -129,7 +132,9 @@ pub fn run(jobs: &[Job], ctl: &LocalMapping, seen: Receiver<(usize, Pid)>, abort
     Ok(())
 }
 
-fn check_job(job: &Job, host: Pid, ctl: &LocalMapping, abort: &AtomicBool, buf: &mut [u8]) -> Result<()> {
+/// Whether every long extent of the job was checked (false: gave up, as the
+/// restore failed elsewhere); a damaged one is an error.
+fn check_job(job: &Job, host: Pid, ctl: &LocalMapping, abort: &AtomicBool, buf: &mut [u8]) -> Result<bool> {
     let base = job.ctl * CONTROL_SIZE as usize;
     let mem = ProcMem::open(host, false)?;
     // Byte offset of each extent in the task's count of placed bytes.
@@ -148,7 +153,7 @@ fn check_job(job: &Job, host: Pid, ctl: &LocalMapping, abort: &AtomicBool, buf: 
             if placed <= off {
                 if abort.load(Ordering::Relaxed) || ctl.load_u64(base + ERROR_OFF) != 0 {
                     // The task failed: the restore reports that, not this.
-                    return Ok(());
+                    return Ok(false);
                 }
                 idle += 1;
                 std::thread::sleep(Duration::from_micros((10u64 << idle.min(6)).min(500)));
@@ -168,5 +173,5 @@ fn check_job(job: &Job, host: Pid, ctl: &LocalMapping, abort: &AtomicBool, buf: 
             });
         }
     }
-    Ok(())
+    Ok(true)
 }

@@ -20,7 +20,7 @@ pub fn open_nofollow(path: &Path) -> std::io::Result<File> {
 
 /// Reads a framed image file, refusing before allocation if it is larger than
 /// its kind allows.
-fn read_framed<T: Image>(dir: &Path, name: &str, expect_size: Option<u64>) -> Result<T> {
+pub(crate) fn read_framed<T: Image>(dir: &Path, name: &str, expect_size: Option<u64>) -> Result<T> {
     let path = dir.join(name);
     let bad = |source| RestoreError::Image { file: name.to_string(), source };
     let mut f = match open_nofollow(&path) {

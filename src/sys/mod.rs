@@ -140,16 +140,6 @@ pub fn start_writeback(fd: std::os::fd::BorrowedFd<'_>, off: u64, len: u64) {
     };
 }
 
-/// Writes back everything dirty on the filesystem holding `fd` and commits its
-/// journal once: for many new files, far cheaper than an fsync each.
-pub fn syncfs(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
-    // SAFETY: an integer in.
-    if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&fd)) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// Points stdin, stdout and stderr at /dev/null (a daemon's).
 pub fn stdio_to_null() {
     if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {

@@ -76,8 +76,13 @@ fn bind_name(fd: &OwnedFd, name: &[u8]) -> Result<()> {
         let path = String::from_utf8_lossy(name.split(|b| *b == 0).next().unwrap_or(name)).into_owned();
         if let Ok(md) = std::fs::symlink_metadata(&path) {
             use std::os::unix::fs::FileTypeExt;
-            // Only a socket file nobody listens on any more.
-            if md.file_type().is_socket() && std::os::unix::net::UnixStream::connect(&path).is_err() {
+            // Only a socket file nobody listens on any more (a live datagram or
+            // seqpacket socket refuses a stream connect with EPROTOTYPE: kept).
+            let stale = || {
+                std::os::unix::net::UnixStream::connect(&path)
+                    .is_err_and(|e| e.raw_os_error() == Some(libc::ECONNREFUSED))
+            };
+            if md.file_type().is_socket() && stale() {
                 let _ = std::fs::remove_file(&path);
             }
         }
